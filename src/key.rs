@@ -1,0 +1,398 @@
+//! Key records as stores keep them, the key handed to the application, and key generation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::permission::Permissions;
+use crate::token::{Environment, Token};
+
+/// SHA-256 of a whole token (`ark_live_…`): what stores keep instead of the key.
+///
+/// Lookup scheme: the digest of the presented token selects the record (it is the map or
+/// index key), and the layer then compares the stored digest with the computed one in
+/// constant time. A wrong secret for an existing key and an unknown key are therefore the
+/// same event, a digest that selects nothing, and cost the same work.
+///
+/// `Debug` shows the first 8 hex digits only; `Display` and [`KeyHash::to_hex`] the whole
+/// digest (the form the keys file's `hash` field takes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyHash([u8; 32]);
+
+impl KeyHash {
+    /// Hashes a parsed token.
+    pub fn of(token: &Token<'_>) -> Self {
+        KeyHash(Sha256::digest(token.expose_secret().as_bytes()).into())
+    }
+
+    /// Wraps a digest computed elsewhere (for example read from a database).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        KeyHash(bytes)
+    }
+
+    /// The raw digest.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, InvalidKeyHash> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut out).map_err(|_| InvalidKeyHash)?;
+        Ok(KeyHash(out))
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &KeyHash) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
+impl fmt::Display for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// A key hash that is not 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("key hash must be 64 hex digits (SHA-256)")]
+pub struct InvalidKeyHash;
+
+/// A stored API key: everything about it but the secret, which exists only as its hash.
+///
+/// ```
+/// use ark_auth::{Environment, KeyHash, KeyRecord, Permissions, Token};
+///
+/// let token = Token::parse("ark_live_0123456789abcdefXYZ").unwrap();
+/// let record = KeyRecord::new("key_1", KeyHash::of(&token), Environment::Live)
+///     .with_name("billing")
+///     .with_permissions(Permissions::ALL)
+///     .with_rate_limit(100);
+/// assert!(record.is_usable_at(std::time::SystemTime::now()));
+/// assert!(!format!("{record:?}").contains("0123456789"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyRecord {
+    /// Public identifier (never secret), e.g. `key_3f9a…`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub hash: KeyHash,
+    /// Live or test.
+    pub environment: Environment,
+    /// What the key may do.
+    pub permissions: Permissions,
+    /// `Some(tenant)` for a tenant-scoped key, `None` for an organisation-level one.
+    pub tenant: Option<String>,
+    /// After this instant the key is refused (`expired_api_key`). Set it in the future to
+    /// rotate with a grace period.
+    pub expires_at: Option<SystemTime>,
+    /// A revoked key is refused at once (`expired_api_key`).
+    pub revoked: bool,
+    /// Requests per second for this key, overriding the layer's default.
+    pub rate_limit: Option<NonZeroU32>,
+    /// Free metadata handed to the application with the key.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl KeyRecord {
+    /// A key with no permission, no tenant, no expiry, not revoked, default rate limit.
+    pub fn new(id: impl Into<String>, hash: KeyHash, environment: Environment) -> Self {
+        KeyRecord {
+            id: id.into(),
+            name: String::new(),
+            hash,
+            environment,
+            permissions: Permissions::NONE,
+            tenant: None,
+            expires_at: None,
+            revoked: false,
+            rate_limit: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// The record of a plaintext token imported from elsewhere (hashed here; the id is derived
+    /// from the hash with domain separation, so it is stable across imports).
+    pub fn from_token(token: &Token<'_>) -> Self {
+        let hash = KeyHash::of(token);
+        KeyRecord::new(derived_id(&hash), hash, token.environment())
+    }
+
+    /// Sets the name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the permissions.
+    pub fn with_permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// Scopes the key to one tenant.
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets an expiry time.
+    pub fn with_expiry(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Marks the key revoked.
+    pub fn with_revoked(mut self, revoked: bool) -> Self {
+        self.revoked = revoked;
+        self
+    }
+
+    /// Sets the per-key rate limit in requests per second (0 is treated as 1).
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limit = Some(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN));
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Neither revoked nor expired at `now`.
+    pub fn is_usable_at(&self, now: SystemTime) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .field("environment", &self.environment)
+            .field("permissions", &self.permissions)
+            .field("tenant", &self.tenant)
+            .field("expires_at", &self.expires_at)
+            .field("revoked", &self.revoked)
+            .field("rate_limit", &self.rate_limit)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+fn derived_id(hash: &KeyHash) -> String {
+    let mut h = Sha256::new();
+    h.update(b"ark-auth key id v1\0");
+    h.update(hash.as_bytes());
+    let d = h.finalize();
+    format!("key_{}", hex::encode(&d[..8]))
+}
+
+/// The key of an authenticated request, as the application sees it in the request
+/// extensions: id, name, environment, permissions, tenant, metadata. Never the secret.
+///
+/// Cloning is cheap (one reference count).
+///
+/// ```
+/// # use ark_auth::AuthenticatedKey;
+/// # fn handler(req: http::Request<()>) {
+/// if let Some(key) = req.extensions().get::<AuthenticatedKey>() {
+///     if key.is_test() { /* don't really send */ }
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AuthenticatedKey(pub(crate) Arc<KeyRecord>);
+
+impl AuthenticatedKey {
+    /// Wraps a record (for tests of handlers, or custom middleware).
+    pub fn new(record: Arc<KeyRecord>) -> Self {
+        AuthenticatedKey(record)
+    }
+    /// The key's public id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+    /// The key's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Live or test.
+    pub fn environment(&self) -> Environment {
+        self.0.environment
+    }
+    /// Whether this is an `ark_test_` key (avoid real side effects).
+    pub fn is_test(&self) -> bool {
+        self.0.environment == Environment::Test
+    }
+    /// The key's permissions.
+    pub fn permissions(&self) -> Permissions {
+        self.0.permissions
+    }
+    /// The tenant of a tenant-scoped key.
+    pub fn tenant(&self) -> Option<&str> {
+        self.0.tenant.as_deref()
+    }
+    /// When the key expires, if it does.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+    /// The key's rate limit override, requests per second.
+    pub fn rate_limit(&self) -> Option<NonZeroU32> {
+        self.0.rate_limit
+    }
+    /// The key's metadata.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.0.metadata
+    }
+}
+
+impl fmt::Debug for AuthenticatedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatedKey")
+            .field("id", &self.0.id)
+            .field("name", &self.0.name)
+            .field("environment", &self.0.environment)
+            .field("permissions", &self.0.permissions)
+            .field("tenant", &self.0.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The plaintext of a freshly generated key. Shown once; `Debug`/`Display` show only the
+/// prefix.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlaintextKey(String);
+
+impl PlaintextKey {
+    /// The whole token, to hand to the key's owner once.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PlaintextKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlaintextKey({}…)", &self.0[..crate::token::PREFIX_LEN])
+    }
+}
+
+impl fmt::Display for PlaintextKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", &self.0[..crate::token::PREFIX_LEN])
+    }
+}
+
+/// A new key: the plaintext, to show once, and the record to store.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    /// The token to give to the key's owner. Not stored anywhere.
+    pub plaintext: PlaintextKey,
+    /// The record to store (holds only the hash).
+    pub record: KeyRecord,
+}
+
+/// Length of the body of generated keys: 32 base62 characters, about 190 bits.
+pub const GENERATED_BODY_LEN: usize = 32;
+
+/// Mints a new key from the operating system's CSPRNG.
+///
+/// ```
+/// use ark_auth::{generate_key, Environment, KeyHash, Token};
+///
+/// let key = generate_key(Environment::Test).unwrap();
+/// let token = Token::parse(key.plaintext.expose_secret()).unwrap();
+/// assert_eq!(KeyHash::of(&token), key.record.hash);
+/// assert!(key.record.id.starts_with("key_"));
+/// ```
+pub fn generate_key(environment: Environment) -> Result<GeneratedKey, getrandom::Error> {
+    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut token = String::with_capacity(crate::token::PREFIX_LEN + GENERATED_BODY_LEN);
+    token.push_str(environment.prefix());
+    let mut buf = [0u8; 64];
+    while token.len() < crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
+        getrandom::fill(&mut buf)?;
+        // Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for b < 248.
+        for &b in buf.iter().filter(|&&b| b < 248) {
+            if token.len() == crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
+                break;
+            }
+            token.push(BASE62[(b % 62) as usize] as char);
+        }
+    }
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id)?;
+    let parsed = Token::parse(&token).expect("generated token fits the grammar");
+    let record = KeyRecord::new(
+        format!("key_{}", hex::encode(id)),
+        KeyHash::of(&parsed),
+        environment,
+    );
+    Ok(GeneratedKey {
+        plaintext: PlaintextKey(token),
+        record,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn generated_keys_are_distinct_and_parse() {
+        let a = generate_key(Environment::Live).unwrap();
+        let b = generate_key(Environment::Live).unwrap();
+        assert_ne!(a.plaintext, b.plaintext);
+        assert_ne!(a.record.id, b.record.id);
+        assert!(a.plaintext.expose_secret().starts_with("ark_live_"));
+        assert_eq!(a.plaintext.expose_secret().len(), 9 + GENERATED_BODY_LEN);
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains(&a.plaintext.expose_secret()[9..]), "{dbg}");
+        assert!(!dbg.contains(&a.record.hash.to_hex()), "{dbg}");
+    }
+
+    #[test]
+    fn hash_hex_round_trip() {
+        let t = Token::parse("ark_test_0123456789abcdefXYZ").unwrap();
+        let h = KeyHash::of(&t);
+        assert_eq!(KeyHash::from_hex(&h.to_hex()).unwrap(), h);
+        assert!(KeyHash::from_hex("abc").is_err());
+        assert!(h.ct_eq(&h));
+    }
+
+    #[test]
+    fn usable_checks_revocation_and_expiry() {
+        let t = Token::parse("ark_test_0123456789abcdefXYZ").unwrap();
+        let now = SystemTime::now();
+        let r = KeyRecord::from_token(&t);
+        assert!(r.is_usable_at(now));
+        assert!(!r.clone().with_revoked(true).is_usable_at(now));
+        assert!(!r.clone().with_expiry(now).is_usable_at(now));
+        assert!(r.clone().with_expiry(now + Duration::from_secs(60)).is_usable_at(now));
+        assert_eq!(KeyRecord::from_token(&t).id, r.id, "derived id is stable");
+    }
+}

@@ -1,0 +1,613 @@
+//! [`ArkAuthLayer`], the [`ArkAuth`] service it makes, and their response future.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::ArkAuthBody;
+use crate::key::{AuthenticatedKey, KeyHash, KeyRecord};
+use crate::permission::Permissions;
+use crate::policy::{Access, AccessPolicy, RequestHead};
+use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter};
+use crate::response::{set_rate_limit_headers, Rejection, RequestId};
+use crate::store::KeyStore;
+use crate::token::{bearer_token, Environment};
+
+/// Default deadline for the key store and the rate limiter together, per request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the layer does when the rate limiter fails (errors, times out or panics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimiterFailure {
+    /// Serve the request without rate-limit headers and log the failure (the default: a
+    /// failing shared limiter does not take the API down).
+    #[default]
+    Allow,
+    /// Answer 503 `service_unavailable`.
+    Refuse,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    environments: u8,
+    default_quota: Quota,
+    timeout: Duration,
+    limiter_failure: LimiterFailure,
+}
+
+/// Puts Ark API-key authentication in front of a service.
+///
+/// Per request: reads `Authorization: Bearer ark_…`, looks the key's hash up in the
+/// [`KeyStore`], verifies it in constant time, checks revocation, expiry, permissions and
+/// tenant, applies the key's rate limit, then either calls the inner service with an
+/// [`AuthenticatedKey`] in the request extensions or answers itself with the JSON error of
+/// the contract. It never fails: its error type is the inner service's.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use ark_auth::{generate_key, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore, Permission, Permissions};
+/// use http::{Request, Response, StatusCode};
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let key = generate_key(Environment::Test).unwrap();
+/// let store = MemoryKeyStore::from_records([key.record.with_permissions(Permissions::ALL)]).unwrap();
+///
+/// let svc = ServiceBuilder::new()
+///     .layer(ArkAuthLayer::new(store).require(Permission::EmailsSend))
+///     .service_fn(|req: Request<String>| async move {
+///         let key = req.extensions().get::<AuthenticatedKey>().unwrap();
+///         Ok::<_, Infallible>(Response::new(format!("hello {}", key.id())))
+///     });
+///
+/// // Accepted: the handler runs, with rate-limit headers on its response.
+/// let req = Request::post("/v1/emails")
+///     .header("authorization", format!("Bearer {}", key.plaintext.expose_secret()))
+///     .body(String::new())
+///     .unwrap();
+/// let res = svc.clone().oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::OK);
+/// assert_eq!(res.headers()["x-ratelimit-limit"], "10");
+///
+/// // Rejected: the layer answers, the handler never runs.
+/// let req = Request::post("/v1/emails").body(String::new()).unwrap();
+/// let res = svc.oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"ark\"");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ArkAuthLayer<K, L = MemoryRateLimiter, P = Access> {
+    store: K,
+    limiter: L,
+    policy: P,
+    options: Options,
+}
+
+impl<K: KeyStore + Clone> ArkAuthLayer<K> {
+    /// A layer over `store` accepting any valid key of either environment, with an
+    /// in-memory rate limiter at 10 requests per second per key.
+    pub fn new(store: K) -> Self {
+        ArkAuthLayer {
+            store,
+            limiter: MemoryRateLimiter::new(),
+            policy: Access::any_key(),
+            options: Options {
+                environments: Environment::Live.bit() | Environment::Test.bit(),
+                default_quota: Quota::DEFAULT,
+                timeout: DEFAULT_TIMEOUT,
+                limiter_failure: LimiterFailure::Allow,
+            },
+        }
+    }
+}
+
+impl<K, L, P> ArkAuthLayer<K, L, P> {
+    /// Every request needs a key holding all of `permissions`.
+    pub fn require(self, permissions: impl Into<Permissions>) -> ArkAuthLayer<K, L, Access> {
+        self.policy(Access::require(permissions))
+    }
+
+    /// Decides per request what it requires (public, permissions, tenant). See
+    /// [`AccessPolicy`].
+    pub fn policy<P2: AccessPolicy>(self, policy: P2) -> ArkAuthLayer<K, L, P2> {
+        ArkAuthLayer {
+            store: self.store,
+            limiter: self.limiter,
+            policy,
+            options: self.options,
+        }
+    }
+
+    /// Uses another rate limiter (for example a shared one).
+    pub fn rate_limiter<L2: RateLimiter + Clone>(self, limiter: L2) -> ArkAuthLayer<K, L2, P> {
+        ArkAuthLayer {
+            store: self.store,
+            limiter,
+            policy: self.policy,
+            options: self.options,
+        }
+    }
+
+    /// Accepts only keys of these environments; others get 401 `invalid_api_key`.
+    pub fn accept_environments(mut self, environments: &[Environment]) -> Self {
+        self.options.environments = environments.iter().fold(0, |acc, e| acc | e.bit());
+        self
+    }
+
+    /// The limit of keys whose record sets none (default: 10 per second).
+    pub fn default_quota(mut self, quota: Quota) -> Self {
+        self.options.default_quota = quota;
+        self
+    }
+
+    /// Deadline for the store lookup and the rate-limit check of one request, counted from
+    /// the first time either is not immediately ready (default [`DEFAULT_TIMEOUT`]). Needs a
+    /// Tokio runtime with timers; without one, no deadline applies.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// What to do when the rate limiter fails (default [`LimiterFailure::Allow`]).
+    pub fn on_limiter_failure(mut self, behaviour: LimiterFailure) -> Self {
+        self.options.limiter_failure = behaviour;
+        self
+    }
+}
+
+impl<S, K: Clone, L: Clone, P: Clone> Layer<S> for ArkAuthLayer<K, L, P> {
+    type Service = ArkAuth<S, K, L, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ArkAuth {
+            inner,
+            shared: Arc::new(Shared {
+                store: self.store.clone(),
+                limiter: self.limiter.clone(),
+                policy: self.policy.clone(),
+                options: self.options,
+            }),
+        }
+    }
+}
+
+struct Shared<K, L, P> {
+    store: K,
+    limiter: L,
+    policy: P,
+    options: Options,
+}
+
+/// The service made by [`ArkAuthLayer`].
+pub struct ArkAuth<S, K, L = MemoryRateLimiter, P = Access> {
+    inner: S,
+    shared: Arc<Shared<K, L, P>>,
+}
+
+impl<S: Clone, K, L, P> Clone for ArkAuth<S, K, L, P> {
+    fn clone(&self) -> Self {
+        ArkAuth {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, K, L, P> std::fmt::Debug for ArkAuth<S, K, L, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArkAuth")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody, K, L, P> Service<Request<B>> for ArkAuth<S, K, L, P>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    K: KeyStore,
+    L: RateLimiter,
+    P: AccessPolicy,
+{
+    type Response = Response<ArkAuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B, K, L, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared = &self.shared;
+        let (permissions, tenant) = match shared.policy.access(&RequestHead::of(&req)) {
+            Access::Public => {
+                return ResponseFuture::new(
+                    State::Call {
+                        fut: self.inner.call(req),
+                        limit: None,
+                    },
+                    shared,
+                );
+            }
+            Access::Key {
+                permissions,
+                tenant,
+            } => (permissions, tenant),
+        };
+        let token = match bearer_token(req.headers()) {
+            Ok(token) => token,
+            Err(e) => return ResponseFuture::reject(Rejection::Credentials(e), &req, shared),
+        };
+        let environment = token.environment();
+        if shared.options.environments & environment.bit() == 0 {
+            return ResponseFuture::reject(
+                Rejection::EnvironmentNotAccepted(environment),
+                &req,
+                shared,
+            );
+        }
+        let hash = KeyHash::of(&token);
+        let lookup = match catch_unwind(AssertUnwindSafe(|| shared.store.lookup(&hash))) {
+            Ok(lookup) => lookup,
+            Err(_) => {
+                tracing::error!("ark-auth: key store panicked; answering 503");
+                return ResponseFuture::reject(Rejection::Unavailable, &req, shared);
+            }
+        };
+        // Run the request on the inner service that was polled ready.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(
+            State::Lookup {
+                fut: lookup,
+                pending: Some(Pending {
+                    inner,
+                    req,
+                    hash,
+                    permissions,
+                    tenant,
+                }),
+            },
+            shared,
+        )
+    }
+}
+
+/// A request waiting for the store or the limiter.
+struct Pending<S, B> {
+    inner: S,
+    req: Request<B>,
+    hash: KeyHash,
+    permissions: Permissions,
+    tenant: Option<String>,
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B, LF, RF, SF> {
+        Lookup { #[pin] fut: LF, pending: Option<Pending<S, B>> },
+        Limit {
+            #[pin] fut: RF,
+            pending: Option<Pending<S, B>>,
+            key: Option<Arc<KeyRecord>>,
+            // A 403 waiting for the key's current limit state, for its headers.
+            denied: Option<Rejection>,
+        },
+        Call { #[pin] fut: SF, limit: Option<RateLimitDecision> },
+        Reject { rejection: Option<(Rejection, RequestId)> },
+    }
+}
+
+pin_project! {
+    /// Response future of [`ArkAuth`].
+    pub struct ResponseFuture<S, B, K, L, P>
+    where
+        S: Service<Request<B>>,
+        K: KeyStore,
+        L: RateLimiter,
+    {
+        #[pin]
+        state: State<S, B, K::Lookup, L::Future, S::Future>,
+        shared: Arc<Shared<K, L, P>>,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+/// Why the store or the limiter did not answer.
+#[derive(Debug)]
+enum Failure<E> {
+    Error(E),
+    Timeout,
+    Panic,
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Failure<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Error(e) => e.fmt(f),
+            Failure::Timeout => f.write_str("timed out"),
+            Failure::Panic => f.write_str("panicked"),
+        }
+    }
+}
+
+/// The all-zero hash a lookup miss is compared against, so that a miss costs the same
+/// constant-time comparison as a hit.
+static NO_KEY: KeyHash = KeyHash::from_bytes([0; 32]);
+
+impl<S, B, K, L, P> ResponseFuture<S, B, K, L, P>
+where
+    S: Service<Request<B>>,
+    K: KeyStore,
+    L: RateLimiter,
+{
+    fn new(state: State<S, B, K::Lookup, L::Future, S::Future>, shared: &Arc<Shared<K, L, P>>) -> Self {
+        ResponseFuture {
+            state,
+            shared: Arc::clone(shared),
+            deadline: None,
+        }
+    }
+
+    fn reject(rejection: Rejection, req: &Request<B>, shared: &Arc<Shared<K, L, P>>) -> Self {
+        Self::new(reject_state(rejection, req), shared)
+    }
+}
+
+fn reject_state<S, B, LF, RF, SF>(rejection: Rejection, req: &Request<B>) -> State<S, B, LF, RF, SF> {
+    State::Reject {
+        rejection: Some((rejection, RequestId::from_headers(req.headers()))),
+    }
+}
+
+/// Polls a store or limiter future, turning a panic into [`Failure::Panic`] and a missed
+/// deadline into [`Failure::Timeout`].
+fn poll_guarded<F, T, E>(
+    fut: Pin<&mut F>,
+    deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    timeout: Duration,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Failure<E>>>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        Ok(Poll::Ready(r)) => Poll::Ready(r.map_err(Failure::Error)),
+        Err(_) => Poll::Ready(Err(Failure::Panic)),
+        Ok(Poll::Pending) => {
+            if deadline.is_none() {
+                *deadline = start_deadline(timeout);
+            }
+            match deadline.as_mut().map(|sleep| sleep.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(Failure::Timeout)),
+                _ => Poll::Pending,
+            }
+        }
+    }
+}
+
+fn start_deadline(timeout: Duration) -> Option<Pin<Box<tokio::time::Sleep>>> {
+    tokio::runtime::Handle::try_current().ok()?;
+    // A runtime without timers panics here; then there is no deadline.
+    catch_unwind(|| Box::pin(tokio::time::sleep(timeout))).ok()
+}
+
+impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
+    /// Verifies a lookup's answer and decides what comes next: a rejection, or the limiter
+    /// (acquire for an authorised request, peek for a 403).
+    fn after_lookup<S, B>(
+        &self,
+        found: LookupOutcome,
+        mut pending: Pending<S, B>,
+    ) -> State<S, B, K::Lookup, L::Future, S::Future>
+    where
+        S: Service<Request<B>>,
+    {
+        let found = match found {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "ark-auth: key store failed; answering 503");
+                return reject_state(Rejection::Unavailable, &pending.req);
+            }
+        };
+        // Constant time: a miss compares against a dummy, a hit against the stored hash.
+        let (stored, record) = match &found {
+            Some(r) => (&r.hash, found.clone()),
+            None => (&NO_KEY, None),
+        };
+        let matches = stored.ct_eq(&pending.hash);
+        let record = match record {
+            Some(r) if matches => r,
+            _ => return reject_state(Rejection::UnknownKey, &pending.req),
+        };
+        if self.options.environments & record.environment.bit() == 0 {
+            return reject_state(
+                Rejection::EnvironmentNotAccepted(record.environment),
+                &pending.req,
+            );
+        }
+        if record.revoked {
+            return reject_state(Rejection::Revoked, &pending.req);
+        }
+        if record
+            .expires_at
+            .is_some_and(|at| SystemTime::now() >= at)
+        {
+            return reject_state(Rejection::Expired, &pending.req);
+        }
+        let denied = if !record.permissions.contains_all(pending.permissions) {
+            Some(Rejection::MissingPermissions {
+                missing: record.permissions.missing(pending.permissions),
+                required: pending.permissions,
+                limit: None,
+            })
+        } else if matches!((&record.tenant, &pending.tenant), (Some(k), Some(r)) if k != r) {
+            Some(Rejection::OtherTenant {
+                required: pending.permissions,
+                limit: None,
+            })
+        } else {
+            None
+        };
+        pending.tenant = None;
+        let quota = record
+            .rate_limit
+            .map_or(self.options.default_quota, Quota::per_second);
+        let limiter = &self.limiter;
+        let check = catch_unwind(AssertUnwindSafe(|| {
+            if denied.is_some() {
+                limiter.peek(&record.id, quota)
+            } else {
+                limiter.acquire(&record.id, quota)
+            }
+        }));
+        match check {
+            Ok(fut) => State::Limit {
+                fut,
+                pending: Some(pending),
+                key: Some(record),
+                denied,
+            },
+            Err(_) => self.limiter_failed(Failure::<crate::LimiterError>::Panic, pending, record, denied),
+        }
+    }
+
+    /// The limiter failed: serve without limit headers (or 503 when configured to refuse).
+    fn limiter_failed<S, B, LF, RF, E: std::fmt::Display>(
+        &self,
+        failure: Failure<E>,
+        pending: Pending<S, B>,
+        record: Arc<KeyRecord>,
+        denied: Option<Rejection>,
+    ) -> State<S, B, LF, RF, S::Future>
+    where
+        S: Service<Request<B>>,
+    {
+        match (self.options.limiter_failure, denied) {
+            (LimiterFailure::Refuse, _) => {
+                tracing::error!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; answering 503");
+                reject_state(Rejection::Unavailable, &pending.req)
+            }
+            (LimiterFailure::Allow, Some(denied)) => {
+                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed");
+                reject_state(denied, &pending.req)
+            }
+            (LimiterFailure::Allow, None) => {
+                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
+                call_inner(pending, record, None)
+            }
+        }
+    }
+}
+
+fn call_inner<S, B, LF, RF>(
+    mut pending: Pending<S, B>,
+    record: Arc<KeyRecord>,
+    limit: Option<RateLimitDecision>,
+) -> State<S, B, LF, RF, S::Future>
+where
+    S: Service<Request<B>>,
+{
+    pending
+        .req
+        .extensions_mut()
+        .insert(AuthenticatedKey(record));
+    State::Call {
+        fut: pending.inner.call(pending.req),
+        limit,
+    }
+}
+
+impl<S, B, ResBody, K, L, P> Future for ResponseFuture<S, B, K, L, P>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    K: KeyStore,
+    L: RateLimiter,
+{
+    type Output = Result<Response<ArkAuthBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Lookup { fut, pending } => {
+                    let found: LookupOutcome = ready!(poll_guarded(
+                        fut,
+                        this.deadline,
+                        this.shared.options.timeout,
+                        cx
+                    ));
+                    let pending = pending.take().expect("lookup state holds the request");
+                    this.shared.after_lookup(found, pending)
+                }
+                StateProj::Limit {
+                    fut,
+                    pending,
+                    key,
+                    denied,
+                } => {
+                    let checked: Result<RateLimitDecision, Failure<_>> = ready!(poll_guarded(
+                        fut,
+                        this.deadline,
+                        this.shared.options.timeout,
+                        cx
+                    ));
+                    let pending = pending.take().expect("limit state holds the request");
+                    let record = key.take().expect("limit state holds the key");
+                    match (checked, denied.take()) {
+                        (Err(failure), denied) => {
+                            this.shared.limiter_failed(failure, pending, record, denied)
+                        }
+                        (Ok(d), Some(denied)) => reject_state(with_limit(denied, d), &pending.req),
+                        (Ok(d), None) if !d.allowed => {
+                            reject_state(Rejection::RateLimited(d), &pending.req)
+                        }
+                        (Ok(d), None) => call_inner(pending, record, Some(d)),
+                    }
+                }
+                StateProj::Call { fut, limit } => {
+                    let res = ready!(fut.poll(cx))?;
+                    let (mut parts, body) = res.into_parts();
+                    if let Some(d) = limit {
+                        set_rate_limit_headers(&mut parts.headers, d);
+                    }
+                    return Poll::Ready(Ok(Response::from_parts(parts, ArkAuthBody::inner(body))));
+                }
+                StateProj::Reject { rejection } => {
+                    let (rejection, id) = rejection.take().expect("polled after completion");
+                    return Poll::Ready(Ok(rejection.into_response(&id)));
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+type LookupOutcome = Result<Option<Arc<KeyRecord>>, Failure<crate::StoreError>>;
+
+/// Adds the key's current limit state to a 403.
+fn with_limit(rejection: Rejection, d: RateLimitDecision) -> Rejection {
+    match rejection {
+        Rejection::MissingPermissions {
+            missing, required, ..
+        } => Rejection::MissingPermissions {
+            missing,
+            required,
+            limit: Some(d),
+        },
+        Rejection::OtherTenant { required, .. } => Rejection::OtherTenant {
+            required,
+            limit: Some(d),
+        },
+        other => other,
+    }
+}
+

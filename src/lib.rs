@@ -1,0 +1,78 @@
+//! API-key authentication for any tower service: axum, hyper, tonic-style stacks, gateways.
+//!
+//! [`ArkAuthLayer`] reads `Authorization: Bearer ark_live_…` / `ark_test_…`, verifies the key
+//! in constant time against a pluggable async [`KeyStore`], checks the permissions the route
+//! requires, applies the key's rate limit, and either calls the inner service with the
+//! [`AuthenticatedKey`] in the request extensions or answers itself with the JSON error of
+//! the Ark wire contract (401, 403, 429, 503).
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use ark_auth::{generate_key, ArkAuthLayer, Environment, MemoryKeyStore, Permission};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let key = generate_key(Environment::Live).unwrap();
+//! let record = key.record.clone().with_permissions(Permission::EmailsSend.into());
+//! let store = MemoryKeyStore::from_records([record]).unwrap();
+//! let app = ServiceBuilder::new()
+//!     .layer(ArkAuthLayer::new(store).require(Permission::EmailsSend))
+//!     .service_fn(|_req: Request<String>| async { Ok::<_, Infallible>(Response::new(String::from("sent"))) });
+//!
+//! let ok = Request::post("/v1/emails")
+//!     .header("authorization", format!("Bearer {}", key.plaintext.expose_secret()))
+//!     .body(String::new()).unwrap();
+//! assert_eq!(app.clone().oneshot(ok).await.unwrap().status(), StatusCode::OK);
+//!
+//! let bad = Request::post("/v1/emails")
+//!     .header("authorization", "Bearer ark_live_0000000000000000000000")
+//!     .body(String::new()).unwrap();
+//! let res = app.oneshot(bad).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["content-type"], "application/json");
+//! # }
+//! ```
+//!
+//! # Cargo features
+//!
+//! - `serde`: the JSON keys-file loader ([`keys_file`]).
+//! - `axum`: [`AuthenticatedKey`] as an axum extractor.
+
+#![deny(unsafe_code, unreachable_pub)]
+#![warn(missing_docs)]
+
+mod body;
+mod key;
+mod layer;
+mod permission;
+mod policy;
+mod rate_limit;
+mod response;
+mod store;
+mod token;
+
+#[cfg(feature = "axum")]
+mod extract;
+#[cfg(feature = "serde")]
+pub mod keys_file;
+
+pub use body::ArkAuthBody;
+pub use key::{
+    generate_key, AuthenticatedKey, GeneratedKey, InvalidKeyHash, KeyHash, KeyRecord, PlaintextKey,
+    GENERATED_BODY_LEN,
+};
+pub use layer::{ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT};
+pub use permission::{Permission, Permissions, UnknownPermission};
+pub use policy::{Access, AccessPolicy, RequestHead};
+pub use rate_limit::{
+    BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter,
+};
+pub use response::{
+    ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
+};
+pub use store::{BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore, StoreError};
+pub use token::{
+    bearer_token, parse_authorization, CredentialError, Environment, Token, UnknownEnvironment,
+    MAX_BODY_LEN, MIN_BODY_LEN,
+};

@@ -1,0 +1,330 @@
+//! Where keys live: the [`KeyStore`] trait and the in-memory [`MemoryKeyStore`].
+//!
+//! # Shape of the trait
+//!
+//! A store answers one question: which record has this [`KeyHash`]? The answer separates
+//! "no such key" (`Ok(None)`, a 401) from "the store failed" (`Err`, a 503).
+//!
+//! The trait names its future as an associated type, like `tower::Service`, rather than
+//! returning `impl Future` (axum-login's shape) or a boxed future (tower-sessions' shape):
+//! the layer's own response future must name the store's future to stay unboxed, so the
+//! in-memory store answers with [`std::future::Ready`] and costs no allocation, while an
+//! async store (a database) uses [`BoxLookup`], whose allocation is noise next to its
+//! round trip. The future is `'static`: a store clones what it needs (a pool handle) into it.
+//! `dyn KeyStore<Lookup = BoxLookup>` is object-safe for those who want dynamic dispatch.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ark_auth::{BoxLookup, KeyHash, KeyRecord, KeyStore, StoreError};
+//!
+//! /// A store that asks some remote service.
+//! #[derive(Clone)]
+//! struct RemoteStore;
+//!
+//! impl KeyStore for RemoteStore {
+//!     type Lookup = BoxLookup;
+//!     fn lookup(&self, hash: &KeyHash) -> BoxLookup {
+//!         let hash = *hash;
+//!         Box::pin(async move {
+//!             // ... query by `hash`; map a transport failure to StoreError ...
+//!             let _ = hash;
+//!             Ok::<Option<Arc<KeyRecord>>, StoreError>(None)
+//!         })
+//!     }
+//! }
+//! ```
+
+use std::future::{ready, Future, Ready};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+
+use crate::key::{KeyHash, KeyRecord};
+
+/// What a lookup yields: the record, `None` for no such key, or the store's failure.
+pub type LookupResult = Result<Option<Arc<KeyRecord>>, StoreError>;
+
+/// A boxed lookup future, for stores that do real I/O.
+pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>>;
+
+/// A pluggable, async source of key records.
+///
+/// See the [module docs](self) for why the future is an associated type, and the crate's
+/// `examples/custom_store.rs` for a complete store.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The future of one lookup.
+    type Lookup: Future<Output = LookupResult> + Send + 'static;
+
+    /// Finds the record whose hash is `hash`. `Ok(None)` when no key matches; `Err` only
+    /// when the store could not answer. The layer verifies the returned record's hash in
+    /// constant time, so a store may select by a prefix or an index.
+    fn lookup(&self, hash: &KeyHash) -> Self::Lookup;
+}
+
+impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
+    type Lookup = K::Lookup;
+    fn lookup(&self, hash: &KeyHash) -> Self::Lookup {
+        (**self).lookup(hash)
+    }
+}
+
+/// A key store that could not answer. Its `Display` never contains a key.
+#[derive(Debug, thiserror::Error)]
+#[error("key store failed: {source}")]
+pub struct StoreError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// Wraps the store's own error. It must not contain a key (stores see only hashes).
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError {
+            source: source.into(),
+        }
+    }
+}
+
+/// Hasher for maps keyed by [`KeyHash`]: the digest is already uniform, so its first 8 bytes
+/// are the hash. Only keys the operator inserted are in the table, so an attacker choosing
+/// lookup digests cannot build long probe chains.
+#[derive(Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+}
+
+type DigestMap<V> = DashMap<KeyHash, V, BuildHasherDefault<DigestHasher>>;
+
+/// A key with this hash or id is already in the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DuplicateKey {
+    /// Two records with the same hash (the same token).
+    #[error("duplicate key (record {id:?} has the same hash as an earlier one)")]
+    Hash {
+        /// The id of the later record.
+        id: String,
+    },
+    /// Two records with the same id.
+    #[error("duplicate key id {id:?}")]
+    Id {
+        /// The repeated id.
+        id: String,
+    },
+}
+
+/// The embedded default store: a sharded concurrent map from [`KeyHash`] to record.
+///
+/// Reads take one shard's read lock (no global lock); inserts, revocations and expiry
+/// changes apply at run time while requests flow, and take effect for every request that
+/// starts after the call returns. Cloning shares the same keys.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use ark_auth::{generate_key, Environment, MemoryKeyStore, Permissions};
+///
+/// let key = generate_key(Environment::Live).unwrap();
+/// let id = key.record.id.clone();
+/// let store = MemoryKeyStore::from_records([key.record.with_permissions(Permissions::ALL)]).unwrap();
+/// assert_eq!(store.len(), 1);
+/// // Rotation: the old key keeps working for an hour, then stops.
+/// store.set_expiry(&id, Some(SystemTime::now() + Duration::from_secs(3600)));
+/// // Or at once:
+/// assert!(store.revoke(&id));
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryKeyStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_hash: DigestMap<Arc<KeyRecord>>,
+    ids: DashMap<String, KeyHash>,
+}
+
+impl MemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store holding `records`; refuses duplicate hashes or ids.
+    pub fn from_records(records: impl IntoIterator<Item = KeyRecord>) -> Result<Self, DuplicateKey> {
+        let store = Self::new();
+        for r in records {
+            store.try_insert(r)?;
+        }
+        Ok(store)
+    }
+
+    /// Adds a record; refuses one whose hash or id is already present.
+    pub fn try_insert(&self, record: KeyRecord) -> Result<(), DuplicateKey> {
+        use dashmap::mapref::entry::Entry;
+        let hash = record.hash;
+        match self.inner.ids.entry(record.id.clone()) {
+            Entry::Occupied(_) => return Err(DuplicateKey::Id { id: record.id }),
+            Entry::Vacant(v) => {
+                match self.inner.by_hash.entry(hash) {
+                    Entry::Occupied(_) => return Err(DuplicateKey::Hash { id: record.id }),
+                    Entry::Vacant(slot) => {
+                        slot.insert(Arc::new(record));
+                    }
+                }
+                v.insert(hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces the record with this id (its hash may change).
+    pub fn upsert(&self, record: KeyRecord) {
+        let hash = record.hash;
+        if let Some(old) = self.inner.ids.insert(record.id.clone(), hash) {
+            if old != hash {
+                self.inner.by_hash.remove(&old);
+            }
+        }
+        self.inner.by_hash.insert(hash, Arc::new(record));
+    }
+
+    /// The record with this id.
+    pub fn get(&self, id: &str) -> Option<Arc<KeyRecord>> {
+        let hash = *self.inner.ids.get(id)?;
+        self.inner.by_hash.get(&hash).map(|r| Arc::clone(&r))
+    }
+
+    /// Applies `f` to a copy of the record with this id and stores the result. `false` when
+    /// no such id.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut KeyRecord)) -> bool {
+        let Some(hash) = self.inner.ids.get(id).map(|h| *h) else {
+            return false;
+        };
+        match self.inner.by_hash.get_mut(&hash) {
+            Some(mut slot) => {
+                let mut record = KeyRecord::clone(&slot);
+                f(&mut record);
+                record.hash = hash;
+                record.id = id.to_owned();
+                *slot = Arc::new(record);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Revokes the key with this id at once. `false` when no such id.
+    pub fn revoke(&self, id: &str) -> bool {
+        self.update(id, |r| r.revoked = true)
+    }
+
+    /// Sets or clears the expiry of the key with this id. `false` when no such id.
+    pub fn set_expiry(&self, id: &str, at: Option<SystemTime>) -> bool {
+        self.update(id, |r| r.expires_at = at)
+    }
+
+    /// Deletes the key with this id. `false` when no such id.
+    pub fn remove(&self, id: &str) -> bool {
+        match self.inner.ids.remove(id) {
+            Some((_, hash)) => self.inner.by_hash.remove(&hash).is_some(),
+            None => false,
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.inner.by_hash.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.inner.by_hash.is_empty()
+    }
+
+    /// Every record (a snapshot; records hold hashes only).
+    pub fn records(&self) -> Vec<Arc<KeyRecord>> {
+        self.inner.by_hash.iter().map(|r| Arc::clone(r.value())).collect()
+    }
+}
+
+impl std::fmt::Debug for MemoryKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryKeyStore").field("keys", &self.len()).finish()
+    }
+}
+
+impl KeyStore for MemoryKeyStore {
+    type Lookup = Ready<LookupResult>;
+
+    fn lookup(&self, hash: &KeyHash) -> Self::Lookup {
+        ready(Ok(self.inner.by_hash.get(hash).map(|r| Arc::clone(&r))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{Environment, Token};
+
+    fn rec(i: u32) -> KeyRecord {
+        let s = format!("ark_test_{:0>20}", i);
+        KeyRecord::from_token(&Token::parse(&s).unwrap())
+    }
+
+    fn lookup_now(store: &MemoryKeyStore, hash: &KeyHash) -> Option<Arc<KeyRecord>> {
+        store.lookup(hash).into_inner().unwrap()
+    }
+
+    #[test]
+    fn insert_lookup_revoke_remove() {
+        let store = MemoryKeyStore::from_records((0..100).map(rec)).unwrap();
+        assert_eq!(store.len(), 100);
+        let r = rec(7);
+        assert_eq!(lookup_now(&store, &r.hash).unwrap().id, r.id);
+        assert!(lookup_now(&store, &rec(1000).hash).is_none());
+        assert!(store.revoke(&r.id));
+        assert!(lookup_now(&store, &r.hash).unwrap().revoked);
+        assert!(!store.revoke("key_nope"));
+        assert!(store.remove(&r.id));
+        assert!(lookup_now(&store, &r.hash).is_none());
+        assert!(store.get(&r.id).is_none());
+    }
+
+    #[test]
+    fn duplicates_refused() {
+        assert!(matches!(
+            MemoryKeyStore::from_records([rec(1), rec(1)]),
+            Err(DuplicateKey::Id { .. })
+        ));
+        let mut other = rec(1);
+        other.id = "key_other".into();
+        assert!(matches!(
+            MemoryKeyStore::from_records([rec(1), other]),
+            Err(DuplicateKey::Hash { .. })
+        ));
+    }
+
+    #[test]
+    fn upsert_moves_hash() {
+        let store = MemoryKeyStore::new();
+        let a = rec(1);
+        store.upsert(a.clone());
+        let mut b = rec(2);
+        b.id = a.id.clone();
+        store.upsert(b.clone());
+        assert_eq!(store.len(), 1);
+        assert!(lookup_now(&store, &a.hash).is_none());
+        assert!(lookup_now(&store, &b.hash).is_some());
+        assert_eq!(store.get(&a.id).unwrap().environment, Environment::Test);
+    }
+}
