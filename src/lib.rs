@@ -41,6 +41,7 @@
 
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod body;
 mod key;
@@ -58,6 +59,8 @@ mod extract;
 pub mod keys_file;
 
 pub use body::ArkAuthBody;
+#[cfg(feature = "axum")]
+pub use extract::MissingAuthenticatedKey;
 pub use key::{
     generate_key, AuthenticatedKey, GeneratedKey, InvalidKeyHash, KeyHash, KeyRecord, PlaintextKey,
     GENERATED_BODY_LEN,

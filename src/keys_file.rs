@@ -1,0 +1,386 @@
+//! The JSON keys file (feature `serde`): loading it into records, and writing a record in
+//! the form the file accepts.
+//!
+//! ```json
+//! {"keys": [
+//!   {"key": "ark_test_…", "name": "ci", "permissions": ["emails:send"], "tenant": "tn_42",
+//!    "expires_at": "2027-01-01T00:00:00Z", "revoked": false, "rate_limit": 10},
+//!   {"hash": "<64 hex digits>", "environment": "live", "id": "key_…", "permissions": ["*"]}
+//! ]}
+//! ```
+//!
+//! An entry has either `key` (a plaintext token, hashed at load) or `hash` (as printed by
+//! [`record_to_json`] and the `keygen` example) with `environment`. `permissions` is
+//! required (`["*"]` for full access); `id`, `name`, `tenant`, `expires_at` (RFC 3339),
+//! `revoked`, `rate_limit` (requests per second) and `metadata` (string values) are optional.
+//! Unknown fields, unknown permissions, duplicate keys or ids are errors: loading is all or
+//! nothing, and every error names the entry (by index and name) without repeating any key.
+//!
+//! ```
+//! let records = ark_auth::keys_file::parse(r#"{"keys": [
+//!     {"key": "ark_test_0123456789abcdefXYZ", "name": "ci", "permissions": ["emails:send"]}
+//! ]}"#).unwrap();
+//! assert_eq!(records[0].name, "ci");
+//!
+//! let err = ark_auth::keys_file::parse(r#"{"keys": [
+//!     {"key": "ark_test_0123456789abcdefXYZ", "name": "ci", "permissions": ["emails:sned"]}
+//! ]}"#).unwrap_err();
+//! assert!(err.to_string().contains("entry 0 (\"ci\")"));
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::key::{KeyHash, KeyRecord};
+use crate::permission::Permissions;
+use crate::token::{Environment, Token};
+
+/// A keys file that cannot be loaded. Never contains a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysFileError {
+    /// Index of the offending entry in `keys`, when the error is about one entry.
+    pub entry: Option<usize>,
+    /// Its `name`, when it has one.
+    pub name: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for KeysFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.entry, &self.name) {
+            (Some(i), Some(n)) => write!(f, "keys file entry {i} ({n:?}): {}", self.reason),
+            (Some(i), None) => write!(f, "keys file entry {i}: {}", self.reason),
+            _ => write!(f, "keys file: {}", self.reason),
+        }
+    }
+}
+
+impl std::error::Error for KeysFileError {}
+
+fn file_error(reason: impl Into<String>) -> KeysFileError {
+    KeysFileError {
+        entry: None,
+        name: None,
+        reason: reason.into(),
+    }
+}
+
+/// Reads and parses a keys file.
+pub fn load(path: impl AsRef<Path>) -> Result<Vec<KeyRecord>, KeysFileError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| file_error(format!("cannot read {}: {e}", path.display())))?;
+    parse(&text)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    keys: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    key: Option<Value>,
+    hash: Option<Value>,
+    id: Option<Value>,
+    name: Option<Value>,
+    environment: Option<Value>,
+    permissions: Option<Value>,
+    tenant: Option<Value>,
+    expires_at: Option<Value>,
+    revoked: Option<Value>,
+    rate_limit: Option<Value>,
+    metadata: Option<Value>,
+}
+
+/// Parses the text of a keys file into records (plaintext keys hashed here).
+pub fn parse(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
+    // serde_json's syntax errors give a line and column, never the text.
+    let file: File = serde_json::from_str(json).map_err(|e| {
+        let what = if e.is_data() {
+            "must be an object {\"keys\": [...]} and nothing else".to_owned()
+        } else {
+            format!("invalid JSON at line {} column {}", e.line(), e.column())
+        };
+        file_error(what)
+    })?;
+    let mut records = Vec::with_capacity(file.keys.len());
+    let mut hashes = HashSet::new();
+    let mut ids = HashSet::new();
+    for (i, value) in file.keys.into_iter().enumerate() {
+        let name = value
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|n| {
+                // A name that holds something like a key is not repeated.
+                if n.contains("ark_live_") || n.contains("ark_test_") {
+                    "<redacted>".to_owned()
+                } else {
+                    n.chars().take(64).collect()
+                }
+            });
+        let err = |reason: String| KeysFileError {
+            entry: Some(i),
+            name: name.clone(),
+            reason,
+        };
+        let record = entry(value).map_err(err)?;
+        if !hashes.insert(record.hash) {
+            return Err(err("the same key appears in an earlier entry".into()));
+        }
+        if !ids.insert(record.id.clone()) {
+            return Err(err(format!("id {:?} appears in an earlier entry", record.id)));
+        }
+        records.push(record);
+    }
+    Ok(records)
+}
+
+fn string(v: &Value, field: &str) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("`{field}` must be a string"))
+}
+
+fn entry(value: Value) -> Result<KeyRecord, String> {
+    if !value.is_object() {
+        return Err("must be an object".into());
+    }
+    let e: Entry = serde_json::from_value(value).map_err(|e| {
+        // Unknown-field errors name the field, never a value.
+        let msg = e.to_string();
+        if msg.starts_with("unknown field") {
+            msg.split(", expected").next().unwrap_or("unknown field").to_owned()
+        } else {
+            "malformed entry".to_owned()
+        }
+    })?;
+    let environment = match &e.environment {
+        Some(v) => Some(
+            string(v, "environment")?
+                .parse::<Environment>()
+                .map_err(|_| "`environment` must be \"live\" or \"test\"".to_owned())?,
+        ),
+        None => None,
+    };
+    let mut record = match (&e.key, &e.hash) {
+        (Some(_), Some(_)) => return Err("has both `key` and `hash`; give one".into()),
+        (None, None) => return Err("needs `key` (plaintext) or `hash`".into()),
+        (Some(k), None) => {
+            let k = k.as_str().ok_or("`key` must be a string")?;
+            let token = Token::parse(k).ok_or(
+                "`key` is not a valid API key (ark_live_ or ark_test_ followed by 16 to 128 letters and digits)",
+            )?;
+            if environment.is_some_and(|env| env != token.environment()) {
+                return Err("`environment` does not match the key's prefix".into());
+            }
+            KeyRecord::from_token(&token)
+        }
+        (None, Some(h)) => {
+            let h = KeyHash::from_hex(&string(h, "hash")?)
+                .map_err(|_| "`hash` must be 64 hex digits (SHA-256 of the key)".to_owned())?;
+            let env = environment.ok_or("an entry with `hash` needs `environment` (\"live\" or \"test\")")?;
+            let id = match &e.id {
+                Some(_) => String::new(), // set below
+                None => return Err("an entry with `hash` needs `id`".into()),
+            };
+            KeyRecord::new(id, h, env)
+        }
+    };
+    if let Some(v) = &e.id {
+        let id = string(v, "id")?;
+        if id.is_empty() || id.len() > 128 {
+            return Err("`id` must be 1 to 128 characters".into());
+        }
+        record.id = id;
+    }
+    if let Some(v) = &e.name {
+        record.name = string(v, "name")?;
+    }
+    let perms = e
+        .permissions
+        .as_ref()
+        .ok_or("needs `permissions` (a list; [\"*\"] for full access)")?;
+    let names = perms
+        .as_array()
+        .ok_or("`permissions` must be a list of strings")?
+        .iter()
+        .map(|p| p.as_str().ok_or("`permissions` must be a list of strings"))
+        .collect::<Result<Vec<_>, _>>()?;
+    record.permissions = Permissions::parse_list(names).map_err(|e| e.to_string())?;
+    if let Some(v) = &e.tenant {
+        if !v.is_null() {
+            let t = string(v, "tenant")?;
+            if t.is_empty() {
+                return Err("`tenant` must not be empty".into());
+            }
+            record.tenant = Some(t);
+        }
+    }
+    if let Some(v) = &e.expires_at {
+        if !v.is_null() {
+            let s = string(v, "expires_at")?;
+            let at = OffsetDateTime::parse(&s, &Rfc3339).map_err(|_| {
+                "`expires_at` must be an RFC 3339 time such as 2027-01-01T00:00:00Z".to_owned()
+            })?;
+            record.expires_at = Some(SystemTime::from(at));
+        }
+    }
+    if let Some(v) = &e.revoked {
+        record.revoked = v.as_bool().ok_or("`revoked` must be true or false")?;
+    }
+    if let Some(v) = &e.rate_limit {
+        if !v.is_null() {
+            let n = v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or("`rate_limit` must be a whole number of requests per second, at least 1")?;
+            record = record.with_rate_limit(n);
+        }
+    }
+    if let Some(v) = &e.metadata {
+        let m = v.as_object().ok_or("`metadata` must be an object of strings")?;
+        let mut out = BTreeMap::new();
+        for (k, v) in m {
+            out.insert(
+                k.clone(),
+                v.as_str()
+                    .ok_or("`metadata` values must be strings")?
+                    .to_owned(),
+            );
+        }
+        record.metadata = out;
+    }
+    Ok(record)
+}
+
+/// The record as a keys-file entry, with `hash` (never a plaintext key).
+///
+/// ```
+/// use ark_auth::{generate_key, Environment, Permission};
+///
+/// let key = generate_key(Environment::Test).unwrap();
+/// let record = key.record.with_name("ci").with_permissions(Permission::EmailsSend.into());
+/// let json = ark_auth::keys_file::record_to_json(&record);
+/// let text = serde_json::json!({"keys": [json]}).to_string();
+/// assert!(!text.contains(key.plaintext.expose_secret()));
+/// assert_eq!(ark_auth::keys_file::parse(&text).unwrap()[0], record);
+/// ```
+pub fn record_to_json(record: &KeyRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), record.id.clone().into());
+    m.insert("name".into(), record.name.clone().into());
+    m.insert("hash".into(), record.hash.to_hex().into());
+    m.insert("environment".into(), record.environment.as_str().into());
+    let perms: Vec<Value> = if record.permissions == Permissions::ALL {
+        vec!["*".into()]
+    } else {
+        record.permissions.iter().map(|p| p.as_str().into()).collect()
+    };
+    m.insert("permissions".into(), perms.into());
+    if let Some(t) = &record.tenant {
+        m.insert("tenant".into(), t.clone().into());
+    }
+    if let Some(at) = record.expires_at {
+        if let Ok(s) = OffsetDateTime::from(at).format(&Rfc3339) {
+            m.insert("expires_at".into(), s.into());
+        }
+    }
+    m.insert("revoked".into(), record.revoked.into());
+    if let Some(n) = record.rate_limit {
+        m.insert("rate_limit".into(), n.get().into());
+    }
+    if !record.metadata.is_empty() {
+        let md: Map<String, Value> = record
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        m.insert("metadata".into(), md.into());
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &str = "ark_test_0123456789abcdefXYZ";
+
+    fn one(entry: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
+        parse(&format!("{{\"keys\": [{entry}]}}"))
+    }
+
+    #[test]
+    fn full_entry() {
+        let r = one(&format!(
+            r#"{{"key": "{K}", "name": "ci", "permissions": ["emails:send"], "tenant": "tn_42",
+                "expires_at": "2027-01-01T00:00:00Z", "revoked": false, "rate_limit": 10,
+                "metadata": {{"team": "mail"}}}}"#
+        ))
+        .unwrap()
+        .remove(0);
+        assert_eq!(r.name, "ci");
+        assert_eq!(r.tenant.as_deref(), Some("tn_42"));
+        assert_eq!(r.rate_limit.unwrap().get(), 10);
+        assert_eq!(r.environment, Environment::Test);
+        assert_eq!(r.metadata["team"], "mail");
+        assert_eq!(
+            r.expires_at.unwrap(),
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_798_761_600)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_entry_and_never_the_key() {
+        let cases = [
+            format!(r#"{{"key": "{K}", "permissions": ["emails:send"]}}, {{"key": "{K}", "name": "dup", "permissions": []}}"#),
+            format!(r#"{{"key": "{K}x!", "name": "bad", "permissions": []}}"#),
+            format!(r#"{{"key": "{K}", "name": "perm", "permissions": ["emails:nope"]}}"#),
+            format!(r#"{{"key": "{K}", "name": "when", "permissions": [], "expires_at": "tomorrow"}}"#),
+            format!(r#"{{"key": "{K}", "name": "typo", "permisions": []}}"#),
+            format!(r#"{{"key": "{K}", "name": "noperm"}}"#),
+            format!(r#"{{"key": "{K}", "name": "rl", "permissions": [], "rate_limit": 0}}"#),
+            format!(r#"{{"key": "{K}", "hash": "00", "name": "both", "permissions": []}}"#),
+            format!(r#"{{"hash": "{}", "name": "noenv", "id": "k1", "permissions": []}}"#, "0".repeat(64)),
+            format!(r#"{{"key": 5, "name": "{K}", "permissions": []}}"#),
+            format!(r#"{{"key": "{K}", "name": "env", "environment": "live", "permissions": []}}"#),
+            format!(r#"{{"key": "{K}", "name": "rev", "permissions": [], "revoked": "{K}"}}"#),
+        ];
+        for c in &cases {
+            let e = one(c).unwrap_err();
+            let msg = e.to_string();
+            assert!(e.entry.is_some(), "{msg}");
+            assert!(!msg.contains("0123456789abcdef"), "leaks the key: {msg}");
+        }
+        assert!(parse("{").unwrap_err().to_string().contains("line 1"));
+        assert!(parse(r#"{"keys": 1}"#).is_err());
+        assert!(parse(r#"{"keys": [], "extra": 1}"#).is_err());
+        assert_eq!(parse(r#"{"keys": []}"#).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn hash_entries_round_trip() {
+        let t = Token::parse(K).unwrap();
+        let r = KeyRecord::from_token(&t)
+            .with_name("x")
+            .with_permissions(Permissions::ALL)
+            .with_tenant("tn_1")
+            .with_rate_limit(5)
+            .with_metadata("a", "b");
+        let text = serde_json::json!({ "keys": [record_to_json(&r)] }).to_string();
+        assert!(!text.contains(K));
+        assert_eq!(parse(&text).unwrap(), vec![r]);
+    }
+}
