@@ -315,6 +315,11 @@ pub struct GeneratedKey {
     pub record: KeyRecord,
 }
 
+/// The operating system's random number generator failed; no key was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct KeyGenError;
+
 /// Length of the body of generated keys: 32 base62 characters, about 190 bits.
 pub const GENERATED_BODY_LEN: usize = 32;
 
@@ -328,13 +333,13 @@ pub const GENERATED_BODY_LEN: usize = 32;
 /// assert_eq!(KeyHash::of(&token), key.record.hash);
 /// assert!(key.record.id.starts_with("key_"));
 /// ```
-pub fn generate_key(environment: Environment) -> Result<GeneratedKey, getrandom::Error> {
+pub fn generate_key(environment: Environment) -> Result<GeneratedKey, KeyGenError> {
     const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut token = String::with_capacity(crate::token::PREFIX_LEN + GENERATED_BODY_LEN);
     token.push_str(environment.prefix());
     let mut buf = [0u8; 64];
     while token.len() < crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
-        getrandom::fill(&mut buf)?;
+        getrandom::fill(&mut buf).map_err(|_| KeyGenError)?;
         // Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for b < 248.
         for &b in buf.iter().filter(|&&b| b < 248) {
             if token.len() == crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
@@ -344,7 +349,7 @@ pub fn generate_key(environment: Environment) -> Result<GeneratedKey, getrandom:
         }
     }
     let mut id = [0u8; 8];
-    getrandom::fill(&mut id)?;
+    getrandom::fill(&mut id).map_err(|_| KeyGenError)?;
     let parsed = Token::parse(&token).expect("generated token fits the grammar");
     let record = KeyRecord::new(
         format!("key_{}", hex::encode(id)),
@@ -392,7 +397,10 @@ mod tests {
         assert!(r.is_usable_at(now));
         assert!(!r.clone().with_revoked(true).is_usable_at(now));
         assert!(!r.clone().with_expiry(now).is_usable_at(now));
-        assert!(r.clone().with_expiry(now + Duration::from_secs(60)).is_usable_at(now));
+        assert!(r
+            .clone()
+            .with_expiry(now + Duration::from_secs(60))
+            .is_usable_at(now));
         assert_eq!(KeyRecord::from_token(&t).id, r.id, "derived id is stable");
     }
 }

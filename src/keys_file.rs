@@ -118,17 +118,14 @@ pub fn parse(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
     let mut hashes = HashSet::new();
     let mut ids = HashSet::new();
     for (i, value) in file.keys.into_iter().enumerate() {
-        let name = value
-            .get("name")
-            .and_then(Value::as_str)
-            .map(|n| {
-                // A name that holds something like a key is not repeated.
-                if n.contains("ark_live_") || n.contains("ark_test_") {
-                    "<redacted>".to_owned()
-                } else {
-                    n.chars().take(64).collect()
-                }
-            });
+        let name = value.get("name").and_then(Value::as_str).map(|n| {
+            // A name that holds something like a key is not repeated.
+            if n.contains("ark_live_") || n.contains("ark_test_") {
+                "<redacted>".to_owned()
+            } else {
+                n.chars().take(64).collect()
+            }
+        });
         let err = |reason: String| KeysFileError {
             entry: Some(i),
             name: name.clone(),
@@ -139,7 +136,10 @@ pub fn parse(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
             return Err(err("the same key appears in an earlier entry".into()));
         }
         if !ids.insert(record.id.clone()) {
-            return Err(err(format!("id {:?} appears in an earlier entry", record.id)));
+            return Err(err(format!(
+                "id {:?} appears in an earlier entry",
+                record.id
+            )));
         }
         records.push(record);
     }
@@ -160,7 +160,10 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
         // Unknown-field errors name the field, never a value.
         let msg = e.to_string();
         if msg.starts_with("unknown field") {
-            msg.split(", expected").next().unwrap_or("unknown field").to_owned()
+            msg.split(", expected")
+                .next()
+                .unwrap_or("unknown field")
+                .to_owned()
         } else {
             "malformed entry".to_owned()
         }
@@ -189,7 +192,8 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
         (None, Some(h)) => {
             let h = KeyHash::from_hex(&string(h, "hash")?)
                 .map_err(|_| "`hash` must be 64 hex digits (SHA-256 of the key)".to_owned())?;
-            let env = environment.ok_or("an entry with `hash` needs `environment` (\"live\" or \"test\")")?;
+            let env = environment
+                .ok_or("an entry with `hash` needs `environment` (\"live\" or \"test\")")?;
             let id = match &e.id {
                 Some(_) => String::new(), // set below
                 None => return Err("an entry with `hash` needs `id`".into()),
@@ -250,7 +254,9 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
         }
     }
     if let Some(v) = &e.metadata {
-        let m = v.as_object().ok_or("`metadata` must be an object of strings")?;
+        let m = v
+            .as_object()
+            .ok_or("`metadata` must be an object of strings")?;
         let mut out = BTreeMap::new();
         for (k, v) in m {
             out.insert(
@@ -286,7 +292,11 @@ pub fn record_to_json(record: &KeyRecord) -> Value {
     let perms: Vec<Value> = if record.permissions == Permissions::ALL {
         vec!["*".into()]
     } else {
-        record.permissions.iter().map(|p| p.as_str().into()).collect()
+        record
+            .permissions
+            .iter()
+            .map(|p| p.as_str().into())
+            .collect()
     };
     m.insert("permissions".into(), perms.into());
     if let Some(t) = &record.tenant {
@@ -345,15 +355,22 @@ mod tests {
     #[test]
     fn errors_name_the_entry_and_never_the_key() {
         let cases = [
-            format!(r#"{{"key": "{K}", "permissions": ["emails:send"]}}, {{"key": "{K}", "name": "dup", "permissions": []}}"#),
+            format!(
+                r#"{{"key": "{K}", "permissions": ["emails:send"]}}, {{"key": "{K}", "name": "dup", "permissions": []}}"#
+            ),
             format!(r#"{{"key": "{K}x!", "name": "bad", "permissions": []}}"#),
             format!(r#"{{"key": "{K}", "name": "perm", "permissions": ["emails:nope"]}}"#),
-            format!(r#"{{"key": "{K}", "name": "when", "permissions": [], "expires_at": "tomorrow"}}"#),
+            format!(
+                r#"{{"key": "{K}", "name": "when", "permissions": [], "expires_at": "tomorrow"}}"#
+            ),
             format!(r#"{{"key": "{K}", "name": "typo", "permisions": []}}"#),
             format!(r#"{{"key": "{K}", "name": "noperm"}}"#),
             format!(r#"{{"key": "{K}", "name": "rl", "permissions": [], "rate_limit": 0}}"#),
             format!(r#"{{"key": "{K}", "hash": "00", "name": "both", "permissions": []}}"#),
-            format!(r#"{{"hash": "{}", "name": "noenv", "id": "k1", "permissions": []}}"#, "0".repeat(64)),
+            format!(
+                r#"{{"hash": "{}", "name": "noenv", "id": "k1", "permissions": []}}"#,
+                "0".repeat(64)
+            ),
             format!(r#"{{"key": 5, "name": "{K}", "permissions": []}}"#),
             format!(r#"{{"key": "{K}", "name": "env", "environment": "live", "permissions": []}}"#),
             format!(r#"{{"key": "{K}", "name": "rev", "permissions": [], "revoked": "{K}"}}"#),

@@ -349,7 +349,10 @@ where
     K: KeyStore,
     L: RateLimiter,
 {
-    fn new(state: State<S, B, K::Lookup, L::Future, S::Future>, shared: &Arc<Shared<K, L, P>>) -> Self {
+    fn new(
+        state: State<S, B, K::Lookup, L::Future, S::Future>,
+        shared: &Arc<Shared<K, L, P>>,
+    ) -> Self {
         ResponseFuture {
             state,
             shared: Arc::clone(shared),
@@ -362,7 +365,10 @@ where
     }
 }
 
-fn reject_state<S, B, LF, RF, SF>(rejection: Rejection, req: &Request<B>) -> State<S, B, LF, RF, SF> {
+fn reject_state<S, B, LF, RF, SF>(
+    rejection: Rejection,
+    req: &Request<B>,
+) -> State<S, B, LF, RF, SF> {
     State::Reject {
         rejection: Some((rejection, RequestId::from_headers(req.headers()))),
     }
@@ -437,10 +443,7 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
         if record.revoked {
             return reject_state(Rejection::Revoked, &pending.req);
         }
-        if record
-            .expires_at
-            .is_some_and(|at| SystemTime::now() >= at)
-        {
+        if record.expires_at.is_some_and(|at| SystemTime::now() >= at) {
             return reject_state(Rejection::Expired, &pending.req);
         }
         let denied = if !record.permissions.contains_all(pending.permissions) {
@@ -476,7 +479,12 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
                 key: Some(record),
                 denied,
             },
-            Err(_) => self.limiter_failed(Failure::<crate::LimiterError>::Panic, pending, record, denied),
+            Err(_) => self.limiter_failed(
+                Failure::<crate::LimiterError>::Panic,
+                pending,
+                record,
+                denied,
+            ),
         }
     }
 
@@ -610,4 +618,3 @@ fn with_limit(rejection: Rejection, d: RateLimitDecision) -> Rejection {
         other => other,
     }
 }
-

@@ -62,8 +62,8 @@ pub use body::ArkAuthBody;
 #[cfg(feature = "axum")]
 pub use extract::MissingAuthenticatedKey;
 pub use key::{
-    generate_key, AuthenticatedKey, GeneratedKey, InvalidKeyHash, KeyHash, KeyRecord, PlaintextKey,
-    GENERATED_BODY_LEN,
+    generate_key, AuthenticatedKey, GeneratedKey, InvalidKeyHash, KeyGenError, KeyHash, KeyRecord,
+    PlaintextKey, GENERATED_BODY_LEN,
 };
 pub use layer::{ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT};
 pub use permission::{Permission, Permissions, UnknownPermission};

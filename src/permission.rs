@@ -125,7 +125,9 @@ impl Permissions {
 
     /// The permissions in the set, in wire order.
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
     }
 
     /// Parses a list of wire names; `"*"` anywhere in it grants all. An unknown name is an
@@ -202,7 +204,9 @@ impl fmt::Display for Permissions {
 
 impl fmt::Debug for Permissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(Permission::as_str)).finish()
+        f.debug_set()
+            .entries(self.iter().map(Permission::as_str))
+            .finish()
     }
 }
 
@@ -230,7 +234,10 @@ mod tests {
             Permissions::ALL.to_string(),
             "emails:send emails:read domains:manage webhooks:manage suppressions:manage"
         );
-        assert_eq!(Permissions::ALL.to_string().parse::<Permissions>().unwrap(), Permissions::ALL);
+        assert_eq!(
+            Permissions::ALL.to_string().parse::<Permissions>().unwrap(),
+            Permissions::ALL
+        );
         assert_eq!(Permissions::NONE.to_string(), "");
     }
 
@@ -255,8 +262,18 @@ mod tests {
         assert!(Permissions::parse_list(["emails:send", "emails:sendx"]).is_err());
         assert!(Permissions::parse_list(["Emails:Send"]).is_err());
         assert!(Permissions::parse_list([""]).is_err());
-        assert_eq!(Permissions::parse_list(Vec::<String>::new()).unwrap(), Permissions::NONE);
-        assert_eq!("emails:send, emails:read".parse::<Permissions>().unwrap().iter().count(), 2);
+        assert_eq!(
+            Permissions::parse_list(Vec::<String>::new()).unwrap(),
+            Permissions::NONE
+        );
+        assert_eq!(
+            "emails:send, emails:read"
+                .parse::<Permissions>()
+                .unwrap()
+                .iter()
+                .count(),
+            2
+        );
         assert_eq!("*".parse::<Permissions>().unwrap(), Permissions::ALL);
     }
 }

@@ -175,7 +175,11 @@ impl WindowState {
         let idx = now / w;
         let elapsed = now % w;
         if self.window != idx {
-            self.prev = if idx == self.window.wrapping_add(1) { self.curr } else { 0 };
+            self.prev = if idx == self.window.wrapping_add(1) {
+                self.curr
+            } else {
+                0
+            };
             self.curr = 0;
             self.window = idx;
         }
@@ -208,11 +212,9 @@ impl WindowState {
             }
             // Early in the next window, where the current count becomes the fading one:
             // curr × (w − e) + w ≤ cap.
-            let e = if curr == 0 {
-                0
-            } else {
-                w128.saturating_sub((cap - w128) / curr)
-            };
+            let e = (cap - w128)
+                .checked_div(curr)
+                .map_or(0, |x| w128.saturating_sub(x));
             (w - elapsed) + e as u64
         });
         Outcome {
@@ -378,7 +380,9 @@ mod tests {
     fn burst_is_capped_at_limit() {
         let mut st = WindowState::default();
         let t0 = 100 * S + 10;
-        let admitted = (0..25).filter(|_| st.check(t0, q(10), true).allowed).count();
+        let admitted = (0..25)
+            .filter(|_| st.check(t0, q(10), true).allowed)
+            .count();
         assert_eq!(admitted, 10);
         let o = st.check(t0, q(10), true);
         assert_eq!(o.remaining, 0);

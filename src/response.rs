@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Response, StatusCode};
 
 use crate::body::ArkAuthBody;
@@ -92,9 +94,9 @@ impl Rejection {
     pub(crate) fn code(&self) -> ErrorCode {
         match self {
             Rejection::Credentials(CredentialError::Missing) => ErrorCode::AuthenticationRequired,
-            Rejection::Credentials(_) | Rejection::UnknownKey | Rejection::EnvironmentNotAccepted(_) => {
-                ErrorCode::InvalidApiKey
-            }
+            Rejection::Credentials(_)
+            | Rejection::UnknownKey
+            | Rejection::EnvironmentNotAccepted(_) => ErrorCode::InvalidApiKey,
             Rejection::Revoked | Rejection::Expired => ErrorCode::ExpiredApiKey,
             Rejection::MissingPermissions { .. } | Rejection::OtherTenant { .. } => {
                 ErrorCode::PermissionDenied
@@ -175,8 +177,10 @@ impl Rejection {
             Rejection::EnvironmentNotAccepted(_) => "Keys of this environment are not accepted",
             Rejection::Revoked => "The API key has been revoked",
             Rejection::Expired => "The API key has expired",
-            Rejection::MissingPermissions { required, .. } | Rejection::OtherTenant { required, .. } => {
-                let mut v = String::from("Bearer realm=\"ark\", error=\"insufficient_scope\", scope=\"");
+            Rejection::MissingPermissions { required, .. }
+            | Rejection::OtherTenant { required, .. } => {
+                let mut v =
+                    String::from("Bearer realm=\"ark\", error=\"insufficient_scope\", scope=\"");
                 required.write_names(&mut v, " ");
                 v.push('"');
                 return HeaderValue::try_from(v).ok();
@@ -228,7 +232,10 @@ impl Rejection {
                 h.insert(RETRY_AFTER, HeaderValue::from(d.retry_after_secs()));
             }
             Rejection::Unavailable => {
-                h.insert(RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
+                h.insert(
+                    RETRY_AFTER,
+                    HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
+                );
             }
             _ => {}
         }
@@ -239,7 +246,10 @@ impl Rejection {
 /// Writes `X-RateLimit-Limit`, `-Remaining` and `-Reset`.
 pub(crate) fn set_rate_limit_headers(h: &mut HeaderMap, d: &RateLimitDecision) {
     h.insert(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(d.limit));
-    h.insert(X_RATELIMIT_REMAINING.clone(), HeaderValue::from(d.remaining));
+    h.insert(
+        X_RATELIMIT_REMAINING.clone(),
+        HeaderValue::from(d.remaining),
+    );
     h.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from(d.reset));
 }
 
@@ -289,8 +299,7 @@ impl RequestId {
 
 fn is_valid_request_id(b: &[u8]) -> bool {
     (1..=128).contains(&b.len())
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 

@@ -160,7 +160,9 @@ impl MemoryKeyStore {
     }
 
     /// A store holding `records`; refuses duplicate hashes or ids.
-    pub fn from_records(records: impl IntoIterator<Item = KeyRecord>) -> Result<Self, DuplicateKey> {
+    pub fn from_records(
+        records: impl IntoIterator<Item = KeyRecord>,
+    ) -> Result<Self, DuplicateKey> {
         let store = Self::new();
         for r in records {
             store.try_insert(r)?;
@@ -253,13 +255,19 @@ impl MemoryKeyStore {
 
     /// Every record (a snapshot; records hold hashes only).
     pub fn records(&self) -> Vec<Arc<KeyRecord>> {
-        self.inner.by_hash.iter().map(|r| Arc::clone(r.value())).collect()
+        self.inner
+            .by_hash
+            .iter()
+            .map(|r| Arc::clone(r.value()))
+            .collect()
     }
 }
 
 impl std::fmt::Debug for MemoryKeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryKeyStore").field("keys", &self.len()).finish()
+        f.debug_struct("MemoryKeyStore")
+            .field("keys", &self.len())
+            .finish()
     }
 }
 

@@ -265,7 +265,7 @@ mod tests {
     fn rejects_outside_grammar() {
         for t in [
             "ark_live_",
-            "ark_live_0123456789abcde",      // 15
+            "ark_live_0123456789abcde", // 15
             &format!("ark_live_{}", "a".repeat(129)),
             "ark_prod_0123456789abcdef",
             "ARK_LIVE_0123456789abcdef",
@@ -292,14 +292,29 @@ mod tests {
         assert_eq!(ok(&format!("  Bearer ark_live_{BODY}  ")), n);
         assert_eq!(ok(&format!("\tBearer ark_live_{BODY}\t")), n);
         assert_eq!(ok("Basic abc"), Err(CredentialError::Missing));
-        assert_eq!(ok("Bearerark_live_0123456789abcdef"), Err(CredentialError::Missing));
-        assert_eq!(ok("Token ark_live_0123456789abcdef"), Err(CredentialError::Missing));
+        assert_eq!(
+            ok("Bearerark_live_0123456789abcdef"),
+            Err(CredentialError::Missing)
+        );
+        assert_eq!(
+            ok("Token ark_live_0123456789abcdef"),
+            Err(CredentialError::Missing)
+        );
         assert_eq!(ok("   "), Err(CredentialError::Missing));
         assert_eq!(ok("Bearer"), Err(CredentialError::NoToken));
         assert_eq!(ok("Bearer    "), Err(CredentialError::NoToken));
-        assert_eq!(ok(&format!("Bearer\tark_live_{BODY}")), Err(CredentialError::Malformed));
-        assert_eq!(ok(&format!("Bearer ark_live_{BODY} extra")), Err(CredentialError::Malformed));
-        assert_eq!(ok("Bearer sk_live_0123456789abcdef"), Err(CredentialError::Malformed));
+        assert_eq!(
+            ok(&format!("Bearer\tark_live_{BODY}")),
+            Err(CredentialError::Malformed)
+        );
+        assert_eq!(
+            ok(&format!("Bearer ark_live_{BODY} extra")),
+            Err(CredentialError::Malformed)
+        );
+        assert_eq!(
+            ok("Bearer sk_live_0123456789abcdef"),
+            Err(CredentialError::Malformed)
+        );
     }
 
     #[test]
