@@ -412,7 +412,7 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
     fn after_lookup<S, B>(
         &self,
         found: LookupOutcome,
-        mut pending: Pending<S, B>,
+        pending: Pending<S, B>,
     ) -> State<S, B, K::Lookup, L::Future, S::Future>
     where
         S: Service<Request<B>>,
@@ -460,7 +460,6 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
         } else {
             None
         };
-        pending.tenant = None;
         let quota = record
             .rate_limit
             .map_or(self.options.default_quota, Quota::per_second);
@@ -616,5 +615,117 @@ fn with_limit(rejection: Rejection, d: RateLimitDecision) -> Rejection {
             limit: Some(d),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::generate_key;
+    use crate::rate_limit::LimitResult;
+    use crate::store::{BoxLookup, MemoryKeyStore};
+    use crate::BoxLimit;
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    /// A store that answers from a memory store after yielding to the runtime (Pending once).
+    #[derive(Clone)]
+    struct Yielding(MemoryKeyStore);
+
+    impl KeyStore for Yielding {
+        type Lookup = BoxLookup;
+        fn lookup(&self, hash: &KeyHash) -> BoxLookup {
+            let answer = self.0.lookup(hash);
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                answer.await
+            })
+        }
+    }
+
+    /// A limiter that yields before answering from a memory limiter.
+    #[derive(Clone)]
+    struct YieldingLimiter(MemoryRateLimiter);
+
+    impl RateLimiter for YieldingLimiter {
+        type Future = BoxLimit;
+        fn acquire(&self, key: &str, quota: Quota) -> BoxLimit {
+            let answer = self.0.acquire(key, quota);
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                answer.await
+            })
+        }
+        fn peek(&self, key: &str, quota: Quota) -> BoxLimit {
+            let answer: std::future::Ready<LimitResult> = self.0.peek(key, quota);
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                answer.await
+            })
+        }
+    }
+
+    fn request(token: &str) -> Request<String> {
+        Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pending_store_and_limiter_resume_and_limit() {
+        let key = generate_key(Environment::Live).unwrap();
+        let store = MemoryKeyStore::from_records([key.record.clone().with_rate_limit(2)]).unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let svc = ServiceBuilder::new()
+            .layer(
+                ArkAuthLayer::new(Yielding(store))
+                    .rate_limiter(YieldingLimiter(MemoryRateLimiter::new())),
+            )
+            .service_fn(move |_req: Request<String>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, Infallible>(Response::new(String::new())) }
+            });
+        let token = key.plaintext.expose_secret();
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let res = svc.clone().oneshot(request(token)).await.unwrap();
+            statuses.push(res.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 429]);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let res = svc
+            .oneshot(request("ark_live_00000000000000000000"))
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hanging_store_times_out_with_503() {
+        #[derive(Clone)]
+        struct Hang;
+        impl KeyStore for Hang {
+            type Lookup = std::future::Pending<crate::LookupResult>;
+            fn lookup(&self, _: &KeyHash) -> Self::Lookup {
+                std::future::pending()
+            }
+        }
+        let svc = ServiceBuilder::new()
+            .layer(ArkAuthLayer::new(Hang).timeout(Duration::from_millis(250)))
+            .service_fn(|_req: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::from("must not run")))
+            });
+        let started = tokio::time::Instant::now();
+        let res = svc
+            .oneshot(request("ark_live_00000000000000000000"))
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 503);
+        assert_eq!(started.elapsed(), Duration::from_millis(250));
+        assert_eq!(res.headers()["retry-after"], "1");
     }
 }
