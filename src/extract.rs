@@ -9,8 +9,8 @@ use crate::key::AuthenticatedKey;
 use crate::response::{Rejection, RequestId};
 use crate::token::CredentialError;
 
-/// Rejection of the [`AuthenticatedKey`] extractor on a route that [`ArkAuthLayer`]
-/// (crate::ArkAuthLayer) does not cover: the contract's 401 `authentication_required`,
+/// Rejection of the [`AuthenticatedKey`] extractor on a route that
+/// [`ArkAuthLayer`](crate::ArkAuthLayer) does not cover: the contract's 401 `authentication_required`,
 /// so a mis-wired route fails closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MissingAuthenticatedKey;

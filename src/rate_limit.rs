@@ -1,20 +1,4 @@
 //! Per-key rate limiting: the [`RateLimiter`] trait and the in-memory [`MemoryRateLimiter`].
-//!
-//! # Algorithm: sliding window counter
-//!
-//! Each key has a counter for the current fixed window and the count of the previous one.
-//! A request at `elapsed` into the current window sees the estimate
-//! `previous × (1 − elapsed / window) + current` and is admitted when the estimate plus
-//! itself stays within the limit. This is the "sliding window" of Cloudflare's and
-//! Upstash's limiters: two counters per key instead of a log of timestamps, exact for a
-//! burst (never more than `limit` admitted at once) and for evenly spread traffic, and
-//! within 2× of the limit over an arbitrary one-window span in the worst case (a full
-//! burst at the very end of one window followed by traffic early in the next).
-//!
-//! Headers: `X-RateLimit-Remaining` is `limit − ⌈estimate⌉`, `X-RateLimit-Reset` is the
-//! Unix second (rounded up) at which the estimate is back to zero (the whole limit is free
-//! again), and `Retry-After` on a 429 is the wait, rounded up to whole seconds and at least
-//! one, until one request would be admitted.
 
 use std::future::{ready, Future, Ready};
 use std::num::NonZeroU32;
@@ -263,6 +247,23 @@ impl Clock {
 const SWEEP_EVERY_US: u64 = 5_000_000;
 
 /// The in-memory limiter: a sharded map from key id to two counters (24 bytes of state).
+///
+/// # Algorithm: sliding window counter
+///
+/// Each key has a counter for the current fixed window and the count of the previous one.
+/// A request at `elapsed` into the current window sees the estimate
+/// `previous × (1 − elapsed / window) + current` and is admitted when the estimate plus
+/// itself stays within the limit. This is the "sliding window" of Cloudflare's and
+/// Upstash's limiters: two counters per key instead of a log of timestamps, exact for a
+/// burst (never more than `limit` admitted at once) and for evenly spread traffic, and
+/// within 2× of the limit over an arbitrary one-window span in the worst case (a full
+/// burst at the very end of one window followed by traffic early in the next).
+///
+/// Headers: `X-RateLimit-Remaining` is `limit − ⌈estimate⌉`, `X-RateLimit-Reset` is the
+/// Unix second (rounded up) at which the estimate is back to zero (the whole limit is free
+/// again), and `Retry-After` on a 429 is the wait, rounded up to whole seconds and at least
+/// one, until one request would be admitted.
+///
 ///
 /// Keys idle for two windows are dropped by a sweep that runs at most every 5 seconds, on
 /// the request that finds it due. Cloning shares the counters.

@@ -1,38 +1,4 @@
 //! Where keys live: the [`KeyStore`] trait and the in-memory [`MemoryKeyStore`].
-//!
-//! # Shape of the trait
-//!
-//! A store answers one question: which record has this [`KeyHash`]? The answer separates
-//! "no such key" (`Ok(None)`, a 401) from "the store failed" (`Err`, a 503).
-//!
-//! The trait names its future as an associated type, like `tower::Service`, rather than
-//! returning `impl Future` (axum-login's shape) or a boxed future (tower-sessions' shape):
-//! the layer's own response future must name the store's future to stay unboxed, so the
-//! in-memory store answers with [`std::future::Ready`] and costs no allocation, while an
-//! async store (a database) uses [`BoxLookup`], whose allocation is noise next to its
-//! round trip. The future is `'static`: a store clones what it needs (a pool handle) into it.
-//! `dyn KeyStore<Lookup = BoxLookup>` is object-safe for those who want dynamic dispatch.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use ark_auth::{BoxLookup, KeyHash, KeyRecord, KeyStore, StoreError};
-//!
-//! /// A store that asks some remote service.
-//! #[derive(Clone)]
-//! struct RemoteStore;
-//!
-//! impl KeyStore for RemoteStore {
-//!     type Lookup = BoxLookup;
-//!     fn lookup(&self, hash: &KeyHash) -> BoxLookup {
-//!         let hash = *hash;
-//!         Box::pin(async move {
-//!             // ... query by `hash`; map a transport failure to StoreError ...
-//!             let _ = hash;
-//!             Ok::<Option<Arc<KeyRecord>>, StoreError>(None)
-//!         })
-//!     }
-//! }
-//! ```
 
 use std::future::{ready, Future, Ready};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -52,8 +18,41 @@ pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>
 
 /// A pluggable, async source of key records.
 ///
-/// See the [module docs](self) for why the future is an associated type, and the crate's
-/// `examples/custom_store.rs` for a complete store.
+/// # Shape of the trait
+///
+/// A store answers one question: which record has this [`KeyHash`]? The answer separates
+/// "no such key" (`Ok(None)`, a 401) from "the store failed" (`Err`, a 503).
+///
+/// The trait names its future as an associated type, like `tower::Service`, rather than
+/// returning `impl Future` (axum-login's shape) or a boxed future (tower-sessions' shape):
+/// the layer's own response future must name the store's future to stay unboxed, so the
+/// in-memory store answers with [`std::future::Ready`] and costs no allocation, while an
+/// async store (a database) uses [`BoxLookup`], whose allocation is noise next to its
+/// round trip. The future is `'static`: a store clones what it needs (a pool handle) into it.
+/// `dyn KeyStore<Lookup = BoxLookup>` is object-safe for those who want dynamic dispatch.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ark_auth::{BoxLookup, KeyHash, KeyRecord, KeyStore, StoreError};
+///
+/// /// A store that asks some remote service.
+/// #[derive(Clone)]
+/// struct RemoteStore;
+///
+/// impl KeyStore for RemoteStore {
+///     type Lookup = BoxLookup;
+///     fn lookup(&self, hash: &KeyHash) -> BoxLookup {
+///         let hash = *hash;
+///         Box::pin(async move {
+///             // ... query by `hash`; map a transport failure to StoreError ...
+///             let _ = hash;
+///             Ok::<Option<Arc<KeyRecord>>, StoreError>(None)
+///         })
+///     }
+/// }
+/// ```
+///
+/// A complete store: the crate's `examples/custom_store.rs`.
 pub trait KeyStore: Send + Sync + 'static {
     /// The future of one lookup.
     type Lookup: Future<Output = LookupResult> + Send + 'static;
