@@ -1,0 +1,908 @@
+//! The demo server of the wire contract (section 7): a miniature of the Ark API's auth
+//! surface on axum 0.8. The handlers are stubs; the authentication, permissions, tenant
+//! scoping and per-key rate limits are the real `ArkAuthLayer`.
+//!
+//! ```sh
+//! cargo run --example server                        # generates demo test keys, prints them once
+//! cargo run --example server -- --keys keys.json    # keys from a file (see the keygen example)
+//! cargo run --example server -- --listen 0.0.0.0:8080
+//! ```
+//!
+//! Then, with a key it printed:
+//!
+//! ```sh
+//! curl -i http://127.0.0.1:3000/v1/emails -H "Authorization: Bearer ark_test_…" \
+//!   -H 'content-type: application/json' \
+//!   -d '{"from": "a@example.com", "to": ["b@example.com"], "subject": "hi", "text": "hello"}'
+//! ```
+//!
+//! or point the official SDKs at it with `ARK_BASE_URL=http://127.0.0.1:3000/v1`.
+//!
+//! One `ArkAuthLayer` covers the whole router (`Router::layer`, so unknown paths and wrong
+//! methods are authenticated too); the access policy below maps method and path to what a
+//! request requires. Requests are logged to stderr (method, path, status, request id;
+//! never a header value), `RUST_LOG` sets the level.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ark_auth::{
+    generate_key, keys_file, Access, ArkAuthLayer, AuthenticatedKey, Environment, KeyRecord,
+    MemoryKeyStore, MemoryRateLimiter, Permission, Permissions, Quota, RateLimiter, RequestHead,
+    RequestId, X_REQUEST_ID,
+};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// Limit of keys whose record sets none (the contract's default, 10 per second).
+const DEFAULT_QUOTA: Quota = Quota::DEFAULT;
+
+/// Emails kept for `GET /v1/emails` and `GET /v1/emails/{id}` (oldest dropped first).
+const MAX_STORED_EMAILS: usize = 1000;
+
+const USAGE: &str = "\
+Demo server for ark-auth: the Ark API's auth surface with stub handlers.
+
+Usage: cargo run --example server -- [--listen ADDR] [--keys FILE]
+
+Options:
+  --listen ADDR  address to listen on (default 127.0.0.1:3000; port 0 picks a free port,
+                 the address actually bound is printed as \"listening on http://ADDR\")
+  --keys FILE    load API keys from a JSON keys file (see the keygen example):
+                 {\"keys\": [{\"key\": \"ark_test_…\", \"name\": \"ci\", \"permissions\": [\"emails:send\"],
+                   \"tenant\": \"tn_42\", \"expires_at\": \"2027-01-01T00:00:00Z\", \"revoked\": false,
+                   \"rate_limit\": 10}]}
+                 A bad file stops the server with a message naming the entry.
+                 Without --keys, demo test keys are generated and printed once.
+  -h, --help     print this help
+
+Routes (JSON; Authorization: Bearer <key>):
+  GET  /health                                  no authentication
+  POST /v1/emails, /v1/emails/batch, /v1/emails/raw     emails:send
+  GET  /v1/emails, /v1/emails/{id}              emails:read
+  GET  /v1/limits                               any valid key
+  /v1/tenants/{id}/domains…                     domains:manage (tenant-scoped keys: own tenant only)
+  /v1/tenants/{id}/webhooks…, /v1/platform/webhooks…    webhooks:manage
+  /v1/tenants/{id}/suppressions…                suppressions:manage
+  anything else                                 any valid key, then 404
+";
+
+#[derive(Debug, PartialEq, Eq)]
+enum Cli {
+    Help,
+    Run {
+        listen: String,
+        keys: Option<PathBuf>,
+    },
+}
+
+/// Shows a command-line argument in an error, unless it looks like it holds a key.
+fn shown(arg: &str) -> String {
+    if arg.contains("ark_live_") || arg.contains("ark_test_") {
+        "<an argument that looks like an API key>".to_owned()
+    } else {
+        format!("{arg:?}")
+    }
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
+    let mut listen = DEFAULT_LISTEN.to_owned();
+    let mut keys = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs {what}"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Cli::Help),
+            "--listen" => listen = value("an address, e.g. 127.0.0.1:3000")?,
+            "--keys" => keys = Some(PathBuf::from(value("a file")?)),
+            _ => return Err(format!("unknown argument {}", shown(&arg))),
+        }
+    }
+    Ok(Cli::Run { listen, keys })
+}
+
+/// What handlers share: the limiter the layer uses (to report a key's state in
+/// `GET /v1/limits`) and the stub emails.
+#[derive(Clone)]
+pub struct AppState {
+    limiter: MemoryRateLimiter,
+    emails: Arc<Mutex<VecDeque<StoredEmail>>>,
+}
+
+#[derive(Clone)]
+struct StoredEmail {
+    id: String,
+    from: String,
+    to: Vec<String>,
+    subject: String,
+    tag: Option<String>,
+    sent_at: SystemTime,
+    test: bool,
+}
+
+/// The whole demo application: routes, the auth layer, the request log.
+pub fn app(store: MemoryKeyStore) -> Router {
+    let limiter = MemoryRateLimiter::new();
+    let state = AppState {
+        limiter: limiter.clone(),
+        emails: Arc::default(),
+    };
+    let auth = ArkAuthLayer::new(store)
+        .rate_limiter(limiter)
+        .default_quota(DEFAULT_QUOTA)
+        .policy(policy);
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/emails", post(send_email).get(list_emails))
+        .route("/v1/emails/batch", post(send_batch))
+        .route("/v1/emails/raw", post(send_raw))
+        .route("/v1/emails/{id}", get(get_email))
+        .route("/v1/limits", get(limits))
+        .route("/v1/tenants/{tenant}/{resource}", any(tenant_resource))
+        .route("/v1/tenants/{tenant}/{resource}/{*rest}", any(tenant_item))
+        .route("/v1/platform/webhooks", any(platform_webhooks))
+        .route("/v1/platform/webhooks/{*rest}", any(platform_webhook_item))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        // One layer for everything, routes and fallbacks alike; the policy decides per request.
+        .layer(auth)
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// What a request requires, from its method and path (contract section 7).
+///
+/// Matching is by whole path segments of the raw path, as the router matches; anything not in
+/// the table needs a valid key (the router then answers 404 or 405). The tenant of
+/// `/v1/tenants/{id}/…` is percent-decoded the way axum's `Path` decodes it, so the tenant the
+/// layer checks is the one the handler sees.
+pub fn policy(req: &RequestHead<'_>) -> Access {
+    route_access(req.method, req.uri.path())
+}
+
+fn route_access(method: &Method, path: &str) -> Access {
+    if path == "/health" {
+        return Access::Public;
+    }
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return Access::any_key();
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let read = method == Method::GET || method == Method::HEAD;
+    match segments.as_slice() {
+        ["emails", ..] if method == Method::POST => Access::require(Permission::EmailsSend),
+        ["emails", ..] if read => Access::require(Permission::EmailsRead),
+        ["tenants", tenant, resource, ..] => {
+            let access = match *resource {
+                "domains" => Access::require(Permission::DomainsManage),
+                "webhooks" => Access::require(Permission::WebhooksManage),
+                "suppressions" => Access::require(Permission::SuppressionsManage),
+                _ => Access::any_key(),
+            };
+            access.for_tenant(percent_decode(tenant))
+        }
+        ["tenants", tenant] => Access::any_key().for_tenant(percent_decode(tenant)),
+        ["platform", "webhooks", ..] => Access::require(Permission::WebhooksManage),
+        _ => Access::any_key(),
+    }
+}
+
+/// Percent-decoding as axum's `Path` does it (`%` not followed by two hex digits stays as is).
+/// Invalid UTF-8 is left undecoded: the router refuses such a path segment anyway.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
+/// The request id of a request (its valid `X-Request-Id`, or a fresh `req_` id).
+struct Rid(RequestId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Rid {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(Rid(RequestId::from_headers(&parts.headers)))
+    }
+}
+
+/// A JSON response carrying the request id in `X-Request-Id`.
+fn reply(rid: &Rid, status: StatusCode, body: Value) -> Response {
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut()
+        .insert(X_REQUEST_ID.clone(), rid.0.header_value());
+    res
+}
+
+fn meta(rid: &Rid) -> Value {
+    json!({ "requestId": rid.0.as_str() })
+}
+
+/// `{"success": true, "data": …, "meta": {"requestId": …}}`.
+fn ok(rid: &Rid, data: Value) -> Response {
+    reply(
+        rid,
+        StatusCode::OK,
+        json!({ "success": true, "data": data, "meta": meta(rid) }),
+    )
+}
+
+/// The contract's error envelope, for the errors the handlers themselves give.
+fn error(rid: &Rid, status: StatusCode, code: &str, message: &str, suggestion: &str) -> Response {
+    reply(
+        rid,
+        status,
+        json!({
+            "success": false,
+            "error": { "code": code, "message": message, "suggestion": suggestion },
+            "meta": meta(rid),
+        }),
+    )
+}
+
+/// The JSON object of a request body (an empty body counts as `{}`); `None` when it is not
+/// a JSON object.
+fn json_body(body: &Bytes) -> Option<Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Some(Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn bad_body(rid: &Rid) -> Response {
+    error(
+        rid,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "The request body must be a JSON object",
+        "Send Content-Type: application/json with a JSON object body",
+    )
+}
+
+fn str_field(body: &Map<String, Value>, name: &str) -> String {
+    body.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `to` as a list of addresses (a single string is accepted too).
+fn recipients(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:016x}", fastrand::u64(..))
+}
+
+impl AppState {
+    fn store_email(&self, email: StoredEmail) {
+        let mut emails = self.emails.lock().unwrap_or_else(|e| e.into_inner());
+        if emails.len() == MAX_STORED_EMAILS {
+            emails.pop_front();
+        }
+        emails.push_back(email);
+    }
+
+    fn new_email(
+        &self,
+        key: &AuthenticatedKey,
+        from: String,
+        to: Vec<String>,
+        subject: String,
+        tag: Option<String>,
+    ) -> StoredEmail {
+        let email = StoredEmail {
+            id: new_id("msg"),
+            from,
+            to,
+            subject,
+            tag,
+            sent_at: SystemTime::now(),
+            test: key.is_test(),
+        };
+        self.store_email(email.clone());
+        email
+    }
+}
+
+impl StoredEmail {
+    /// `data` of a send: the SDKs' `EmailSendResponse.data`, plus the contract's `test`.
+    fn sent(&self) -> Value {
+        json!({
+            "id": self.id,
+            "status": "pending",
+            "to": self.to,
+            "messageId": format!("<{}@demo.ark-auth.invalid>", self.id),
+            "test": self.test,
+        })
+    }
+
+    /// An item of `GET /v1/emails` (`EmailListResponse`).
+    fn summary(&self) -> Value {
+        json!({
+            "id": self.id,
+            "from": self.from,
+            "to": self.to.first().cloned().unwrap_or_default(),
+            "subject": self.subject,
+            "status": "pending",
+            "tag": self.tag,
+            "timestamp": unix_seconds(self.sent_at),
+            "timestampIso": rfc3339(self.sent_at),
+            "test": self.test,
+        })
+    }
+
+    /// `data` of `GET /v1/emails/{id}` (`EmailRetrieveResponse.data`).
+    fn detail(&self) -> Value {
+        let mut v = self.summary();
+        v["scope"] = "outgoing".into();
+        v["messageId"] = format!("<{}@demo.ark-auth.invalid>", self.id).into();
+        v
+    }
+}
+
+async fn health(rid: Rid) -> Response {
+    ok(&rid, json!({ "status": "ok" }))
+}
+
+/// `POST /v1/emails`: `data` has the message `id` and `"test": true` for a test key (nothing
+/// is sent by this stub either way).
+async fn send_email(
+    State(st): State<AppState>,
+    key: AuthenticatedKey,
+    rid: Rid,
+    body: Bytes,
+) -> Response {
+    let Some(body) = json_body(&body) else {
+        return bad_body(&rid);
+    };
+    let email = st.new_email(
+        &key,
+        str_field(&body, "from"),
+        recipients(body.get("to")),
+        str_field(&body, "subject"),
+        body.get("tag").and_then(Value::as_str).map(str::to_owned),
+    );
+    ok(&rid, email.sent())
+}
+
+/// `POST /v1/emails/batch`: one message per email of `emails`.
+async fn send_batch(
+    State(st): State<AppState>,
+    key: AuthenticatedKey,
+    rid: Rid,
+    body: Bytes,
+) -> Response {
+    let Some(body) = json_body(&body) else {
+        return bad_body(&rid);
+    };
+    let from = str_field(&body, "from");
+    let emails = body
+        .get("emails")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut messages = Map::new();
+    for e in &emails {
+        let e = e.as_object().cloned().unwrap_or_default();
+        let to = recipients(e.get("to"));
+        let email = st.new_email(
+            &key,
+            from.clone(),
+            to.clone(),
+            str_field(&e, "subject"),
+            e.get("tag").and_then(Value::as_str).map(str::to_owned),
+        );
+        for addr in to {
+            messages.insert(addr, json!({ "id": email.id }));
+        }
+    }
+    ok(
+        &rid,
+        json!({
+            "total": emails.len(),
+            "accepted": emails.len(),
+            "failed": 0,
+            "messages": messages,
+            "test": key.is_test(),
+        }),
+    )
+}
+
+/// `POST /v1/emails/raw`.
+async fn send_raw(
+    State(st): State<AppState>,
+    key: AuthenticatedKey,
+    rid: Rid,
+    body: Bytes,
+) -> Response {
+    let Some(body) = json_body(&body) else {
+        return bad_body(&rid);
+    };
+    let email = st.new_email(
+        &key,
+        str_field(&body, "from"),
+        recipients(body.get("to")),
+        "(raw message)".to_owned(),
+        None,
+    );
+    ok(&rid, email.sent())
+}
+
+/// `GET /v1/emails?page=&perPage=`: newest first, in the SDKs' page-number pagination shape
+/// (`data` is the list, `page`/`perPage`/`total`/`totalPages` beside it).
+async fn list_emails(
+    State(st): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+    rid: Rid,
+) -> Response {
+    let param = |name: &str| {
+        q.iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    let page = param("page").unwrap_or(1).max(1);
+    let per_page = param("perPage")
+        .or_else(|| param("per_page"))
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let emails = st.emails.lock().unwrap_or_else(|e| e.into_inner());
+    let total = emails.len();
+    let items: Vec<Value> = emails
+        .iter()
+        .rev()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(StoredEmail::summary)
+        .collect();
+    reply(
+        &rid,
+        StatusCode::OK,
+        json!({
+            "success": true,
+            "data": items,
+            "page": page,
+            "perPage": per_page,
+            "total": total,
+            "totalPages": total.div_ceil(per_page),
+            "meta": meta(&rid),
+        }),
+    )
+}
+
+/// `GET /v1/emails/{id}`.
+async fn get_email(State(st): State<AppState>, Path(id): Path<String>, rid: Rid) -> Response {
+    let found = st
+        .emails
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|e| e.id == id)
+        .cloned();
+    match found {
+        Some(email) => ok(&rid, email.detail()),
+        None => error(
+            &rid,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No email with this id",
+            "Use an id returned by POST /v1/emails",
+        ),
+    }
+}
+
+/// `GET /v1/limits`: the calling key's rate limit, read from the limiter the layer uses
+/// (this request already counted), in the SDKs' `LimitsData` shape, plus who the key is.
+async fn limits(State(st): State<AppState>, key: AuthenticatedKey, rid: Rid) -> Response {
+    // The layer's rule: the key's own limit, else the default.
+    let quota = key.rate_limit().map_or(DEFAULT_QUOTA, Quota::per_second);
+    let rate_limit = match st.limiter.peek(key.id(), quota).await {
+        Ok(d) => json!({
+            "limit": d.limit,
+            "period": "second",
+            "remaining": d.remaining,
+            "reset": d.reset,
+        }),
+        Err(_) => json!({ "limit": quota.limit().get(), "period": "second" }),
+    };
+    ok(
+        &rid,
+        json!({
+            "rateLimit": rate_limit,
+            "key": {
+                "id": key.id(),
+                "name": key.name(),
+                "environment": key.environment().as_str(),
+                "permissions": permission_names(key.permissions()),
+                "tenant": key.tenant(),
+            },
+        }),
+    )
+}
+
+fn permission_names(p: Permissions) -> Vec<&'static str> {
+    p.iter().map(Permission::as_str).collect()
+}
+
+const TENANT_RESOURCES: [&str; 3] = ["domains", "webhooks", "suppressions"];
+
+/// `/v1/tenants/{tenant}/{domains|webhooks|suppressions}`: list (GET) or create (POST).
+async fn tenant_resource(
+    method: Method,
+    Path((tenant, resource)): Path<(String, String)>,
+    rid: Rid,
+) -> Response {
+    if !TENANT_RESOURCES.contains(&resource.as_str()) {
+        return not_found(rid).await;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return match resource.as_str() {
+            // Page-number pagination, like GET /v1/emails.
+            "suppressions" => reply(
+                &rid,
+                StatusCode::OK,
+                json!({
+                    "success": true, "data": [], "page": 1, "perPage": 30,
+                    "total": 0, "totalPages": 0, "meta": meta(&rid),
+                }),
+            ),
+            _ => {
+                let mut data = Map::new();
+                data.insert(resource, json!([]));
+                data.insert("tenantId".into(), tenant.into());
+                ok(&rid, Value::Object(data))
+            }
+        };
+    }
+    stub(&rid, &method, &tenant, &resource, None)
+}
+
+/// `/v1/tenants/{tenant}/{resource}/…`: one item of a tenant resource.
+async fn tenant_item(
+    method: Method,
+    Path((tenant, resource, rest)): Path<(String, String, String)>,
+    rid: Rid,
+) -> Response {
+    if !TENANT_RESOURCES.contains(&resource.as_str()) {
+        return not_found(rid).await;
+    }
+    stub(&rid, &method, &tenant, &resource, Some(&rest))
+}
+
+/// `/v1/platform/webhooks`: list (GET) or create.
+async fn platform_webhooks(method: Method, rid: Rid) -> Response {
+    if method == Method::GET || method == Method::HEAD {
+        return ok(&rid, json!([]));
+    }
+    stub(&rid, &method, "", "webhooks", None)
+}
+
+/// `/v1/platform/webhooks/…`.
+async fn platform_webhook_item(method: Method, Path(rest): Path<String>, rid: Rid) -> Response {
+    stub(&rid, &method, "", "webhooks", Some(&rest))
+}
+
+/// What the stubs of the management routes answer: what was asked, and that it is a stub.
+fn stub(rid: &Rid, method: &Method, tenant: &str, resource: &str, item: Option<&str>) -> Response {
+    let mut data = json!({
+        "stub": true,
+        "resource": resource,
+        "method": method.as_str(),
+        "createdAt": rfc3339(SystemTime::now()),
+    });
+    if !tenant.is_empty() {
+        data["tenantId"] = tenant.into();
+    }
+    match item {
+        Some(item) => {
+            data["id"] = item.split('/').next().unwrap_or_default().into();
+            if method == Method::DELETE {
+                data["message"] = format!("{resource} item deleted (stub)").into();
+            }
+        }
+        None => data["id"] = new_id(resource.trim_end_matches('s')).into(),
+    }
+    ok(rid, data)
+}
+
+async fn not_found(rid: Rid) -> Response {
+    error(
+        &rid,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "No such endpoint",
+        "Check the method and path against the API reference",
+    )
+}
+
+async fn method_not_allowed(rid: Rid) -> Response {
+    error(
+        &rid,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This endpoint does not support this method",
+        "Check the method and path against the API reference",
+    )
+}
+
+/// Logs method, path, status, request id and the SDKs' retry count; never a header's value
+/// otherwise, and not a path that looks like it holds a key.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path();
+    let path = if path.contains("ark_live_") || path.contains("ark_test_") {
+        "<path redacted>".to_owned()
+    } else {
+        path.to_owned()
+    };
+    let retry = req
+        .headers()
+        .get("x-stainless-retry-count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok());
+    let res = next.run(req).await;
+    let rid = res
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let status = res.status().as_u16();
+    match retry {
+        Some(n) => tracing::info!("{method} {path} -> {status} request_id={rid} retry={n}"),
+        None => tracing::info!("{method} {path} -> {status} request_id={rid}"),
+    }
+    res
+}
+
+fn describe(record: &KeyRecord) -> String {
+    let mut s = if record.permissions == Permissions::ALL {
+        "full access (*)".to_owned()
+    } else if record.permissions.is_empty() {
+        "no permissions (GET /v1/limits only)".to_owned()
+    } else {
+        permission_names(record.permissions).join(", ")
+    };
+    if let Some(t) = &record.tenant {
+        s.push_str(&format!("; tenant {t} only"));
+    }
+    if let Some(n) = record.rate_limit {
+        s.push_str(&format!("; {n} requests/s"));
+    }
+    if record.revoked {
+        s.push_str("; revoked");
+    }
+    if let Some(at) = record.expires_at {
+        s.push_str(&format!("; expires {}", rfc3339(at)));
+    }
+    s
+}
+
+/// The keys of the demo when no keys file is given: generated now, printed once.
+fn demo_keys() -> Result<MemoryKeyStore, Box<dyn std::error::Error>> {
+    let specs: [(&str, Permissions, Option<&str>); 3] = [
+        ("demo-full", Permissions::ALL, None),
+        ("demo-send", Permission::EmailsSend.into(), None),
+        (
+            "demo-tenant",
+            Permission::DomainsManage.into(),
+            Some("tn_42"),
+        ),
+    ];
+    let mut records = Vec::new();
+    println!("Demo test keys (generated now, shown once, valid while this server runs):");
+    for (name, permissions, tenant) in specs {
+        let key = generate_key(Environment::Test)?;
+        let mut record = key.record.with_name(name).with_permissions(permissions);
+        if let Some(t) = tenant {
+            record = record.with_tenant(t);
+        }
+        println!(
+            "  {}  {name}: {}",
+            key.plaintext.expose_secret(),
+            describe(&record)
+        );
+        records.push(record);
+    }
+    println!();
+    Ok(MemoryKeyStore::from_records(records)?)
+}
+
+fn load_keys(path: &std::path::Path) -> Result<MemoryKeyStore, String> {
+    let records = keys_file::load(path).map_err(|e| e.to_string())?;
+    println!("Loaded {} key(s) from {}:", records.len(), path.display());
+    for r in &records {
+        let name = if r.name.is_empty() {
+            "(no name)"
+        } else {
+            &r.name
+        };
+        println!(
+            "  {} {name} [{}]: {}",
+            r.id,
+            r.environment.as_str(),
+            describe(r)
+        );
+    }
+    println!();
+    MemoryKeyStore::from_records(records).map_err(|e| format!("keys file: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let (listen, keys) = match parse_args(std::env::args().skip(1)) {
+        Ok(Cli::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Run { listen, keys }) => (listen, keys),
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    // All or nothing: a bad keys file stops here, before anything listens.
+    let store = match &keys {
+        Some(path) => load_keys(path),
+        None => demo_keys().map_err(|e| format!("cannot generate demo keys: {e}")),
+    };
+    let store = match store {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", shown(&listen));
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("listening on http://{addr}"),
+        Err(_) => println!("listening on http://{listen}"),
+    }
+    match axum::serve(listener, app(store))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args() {
+        let p = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        assert_eq!(
+            p(&[]),
+            Ok(Cli::Run {
+                listen: DEFAULT_LISTEN.into(),
+                keys: None
+            })
+        );
+        assert_eq!(
+            p(&["--listen", "0.0.0.0:1", "--keys=k.json"]),
+            Ok(Cli::Run {
+                listen: "0.0.0.0:1".into(),
+                keys: Some("k.json".into())
+            })
+        );
+        assert_eq!(p(&["--help"]), Ok(Cli::Help));
+        assert!(p(&["--listen"]).is_err());
+        let e = p(&["ark_test_0123456789abcdefXYZ"]).unwrap_err();
+        assert!(!e.contains("0123456789abcdef"), "{e}");
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("tn%5F42"), "tn_42");
+        assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
+        assert_eq!(percent_decode("%ff"), "%ff");
+    }
+}
