@@ -248,6 +248,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Rid {
     }
 }
 
+/// `axum::extract::Path` whose rejection (say, a segment that is not UTF-8 once decoded) is
+/// the JSON error envelope rather than plain text.
+struct JsonPath<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for JsonPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(JsonPath(t)),
+            Err(_) => Err(error(
+                &Rid(RequestId::from_headers(&parts.headers)),
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request path is not valid",
+                "Percent-encode path segments as UTF-8",
+            )),
+        }
+    }
+}
+
 /// A JSON response carrying the request id in `X-Request-Id`.
 fn reply(rid: &Rid, status: StatusCode, body: Value) -> Response {
     let mut res = (status, Json(body)).into_response();
@@ -536,7 +557,11 @@ async fn list_emails(
 }
 
 /// `GET /v1/emails/{id}`.
-async fn get_email(State(st): State<AppState>, Path(id): Path<String>, rid: Rid) -> Response {
+async fn get_email(
+    State(st): State<AppState>,
+    JsonPath(id): JsonPath<String>,
+    rid: Rid,
+) -> Response {
     let found = st
         .emails
         .lock()
@@ -594,7 +619,7 @@ const TENANT_RESOURCES: [&str; 3] = ["domains", "webhooks", "suppressions"];
 /// `/v1/tenants/{tenant}/{domains|webhooks|suppressions}`: list (GET) or create (POST).
 async fn tenant_resource(
     method: Method,
-    Path((tenant, resource)): Path<(String, String)>,
+    JsonPath((tenant, resource)): JsonPath<(String, String)>,
     rid: Rid,
 ) -> Response {
     if !TENANT_RESOURCES.contains(&resource.as_str()) {
@@ -625,7 +650,7 @@ async fn tenant_resource(
 /// `/v1/tenants/{tenant}/{resource}/…`: one item of a tenant resource.
 async fn tenant_item(
     method: Method,
-    Path((tenant, resource, rest)): Path<(String, String, String)>,
+    JsonPath((tenant, resource, rest)): JsonPath<(String, String, String)>,
     rid: Rid,
 ) -> Response {
     if !TENANT_RESOURCES.contains(&resource.as_str()) {
@@ -643,7 +668,11 @@ async fn platform_webhooks(method: Method, rid: Rid) -> Response {
 }
 
 /// `/v1/platform/webhooks/…`.
-async fn platform_webhook_item(method: Method, Path(rest): Path<String>, rid: Rid) -> Response {
+async fn platform_webhook_item(
+    method: Method,
+    JsonPath(rest): JsonPath<String>,
+    rid: Rid,
+) -> Response {
     stub(&rid, &method, "", "webhooks", Some(&rest))
 }
 
@@ -773,7 +802,7 @@ fn demo_keys() -> Result<MemoryKeyStore, Box<dyn std::error::Error>> {
     Ok(MemoryKeyStore::from_records(records)?)
 }
 
-fn load_keys(path: &std::path::Path) -> Result<MemoryKeyStore, String> {
+pub fn load_keys(path: &std::path::Path) -> Result<MemoryKeyStore, String> {
     let records = keys_file::load(path).map_err(|e| e.to_string())?;
     println!("Loaded {} key(s) from {}:", records.len(), path.display());
     for r in &records {

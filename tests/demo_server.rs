@@ -1,0 +1,446 @@
+//! The demo server (`examples/server.rs`, contract section 7) in process: the example's
+//! source is compiled into this test with `#[path]`, so no example binary has to be built or
+//! found; its `app` router is driven with `tower::ServiceExt::oneshot`. The black-box run
+//! over TCP with the official SDK is `tests/sdk/run.sh`.
+
+#[allow(dead_code)]
+#[path = "../examples/server.rs"]
+mod server;
+
+use std::io::Write;
+
+use ark_auth::{generate_key, Environment, MemoryKeyStore, Permission, Permissions};
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Keys {
+    full: String,
+    live: String,
+    send: String,
+    read: String,
+    none: String,
+    tenant: String,
+    slow: String,
+}
+
+fn keys_and_app() -> (Keys, Router) {
+    let store = MemoryKeyStore::new();
+    let mint = |env: Environment, perms: Permissions, tenant: Option<&str>, rate: Option<u32>| {
+        let k = generate_key(env).unwrap();
+        let mut r = k.record.with_permissions(perms);
+        if let Some(t) = tenant {
+            r = r.with_tenant(t);
+        }
+        if let Some(n) = rate {
+            r = r.with_rate_limit(n);
+        }
+        store.try_insert(r).unwrap();
+        k.plaintext.expose_secret().to_owned()
+    };
+    let keys = Keys {
+        full: mint(Environment::Test, Permissions::ALL, None, None),
+        live: mint(Environment::Live, Permission::EmailsSend.into(), None, None),
+        send: mint(Environment::Test, Permission::EmailsSend.into(), None, None),
+        read: mint(Environment::Test, Permission::EmailsRead.into(), None, None),
+        none: mint(Environment::Test, Permissions::NONE, None, None),
+        tenant: mint(
+            Environment::Test,
+            Permission::DomainsManage | Permission::SuppressionsManage,
+            Some("tn_42"),
+            None,
+        ),
+        slow: mint(Environment::Test, Permissions::ALL, None, Some(1)),
+    };
+    (keys, server::app(store))
+}
+
+struct Res {
+    status: StatusCode,
+    headers: HeaderMap,
+    json: Value,
+}
+
+async fn call(app: &Router, method: Method, path: &str, key: Option<&str>, body: &str) -> Res {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json");
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        panic!(
+            "{path}: body is not JSON ({}): {:?}",
+            parts.status,
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    let res = Res {
+        status: parts.status,
+        headers: parts.headers,
+        json,
+    };
+    // Every answer: JSON envelope with the request id that is in X-Request-Id, and never
+    // any part of the key.
+    assert_eq!(
+        res.headers["content-type"], "application/json",
+        "{path}: content type"
+    );
+    assert_eq!(
+        res.json["meta"]["requestId"].as_str().unwrap(),
+        res.headers["x-request-id"].to_str().unwrap(),
+        "{path}: request id"
+    );
+    assert_eq!(res.json["success"], res.status.is_success(), "{path}");
+    if let Some(k) = key.filter(|k| k.len() > 9) {
+        let text = format!("{:?} {}", res.headers, res.json);
+        assert!(!text.contains(&k[9..]), "{path}: the key leaks: {text}");
+    }
+    res
+}
+
+const EMAIL: &str =
+    r#"{"from": "a@example.com", "to": ["b@example.com"], "subject": "hi", "text": "x"}"#;
+
+/// Every route of the contract's table: no key → 401, a key lacking the permission → 403
+/// naming it, a key holding it → served.
+#[tokio::test]
+async fn route_table() {
+    let (k, app) = keys_and_app();
+    let table: &[(Method, &str, Option<Permission>)] = &[
+        (Method::POST, "/v1/emails", Some(Permission::EmailsSend)),
+        (
+            Method::POST,
+            "/v1/emails/batch",
+            Some(Permission::EmailsSend),
+        ),
+        (Method::POST, "/v1/emails/raw", Some(Permission::EmailsSend)),
+        (Method::GET, "/v1/emails", Some(Permission::EmailsRead)),
+        (
+            Method::GET,
+            "/v1/emails/msg_1",
+            Some(Permission::EmailsRead),
+        ),
+        (Method::GET, "/v1/limits", None),
+        (
+            Method::GET,
+            "/v1/tenants/tn_1/domains",
+            Some(Permission::DomainsManage),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/tn_1/domains",
+            Some(Permission::DomainsManage),
+        ),
+        (
+            Method::DELETE,
+            "/v1/tenants/tn_1/domains/7",
+            Some(Permission::DomainsManage),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/tn_1/domains/7/verify",
+            Some(Permission::DomainsManage),
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/tn_1/webhooks",
+            Some(Permission::WebhooksManage),
+        ),
+        (
+            Method::PATCH,
+            "/v1/tenants/tn_1/webhooks/wh_1",
+            Some(Permission::WebhooksManage),
+        ),
+        (
+            Method::GET,
+            "/v1/platform/webhooks",
+            Some(Permission::WebhooksManage),
+        ),
+        (
+            Method::POST,
+            "/v1/platform/webhooks/wh_1/test",
+            Some(Permission::WebhooksManage),
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/tn_1/suppressions",
+            Some(Permission::SuppressionsManage),
+        ),
+        (
+            Method::DELETE,
+            "/v1/tenants/tn_1/suppressions/a@b.c",
+            Some(Permission::SuppressionsManage),
+        ),
+    ];
+    for (method, path, perm) in table {
+        let body = if *method == Method::GET { "" } else { "{}" };
+        let none = call(&app, method.clone(), path, None, body).await;
+        assert_eq!(none.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(none.json["error"]["code"], "authentication_required");
+
+        if let Some(p) = perm {
+            let res = call(&app, method.clone(), path, Some(&k.none), body).await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{method} {path}");
+            assert_eq!(res.json["error"]["code"], "permission_denied");
+            assert!(res.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(p.as_str()));
+            assert_eq!(
+                res.headers["www-authenticate"],
+                format!("Bearer realm=\"ark\", error=\"insufficient_scope\", scope=\"{p}\"")
+                    .as_str()
+            );
+        }
+        let ok_key = match perm {
+            None => &k.none,
+            Some(Permission::EmailsRead) => &k.read,
+            Some(Permission::EmailsSend) => &k.send,
+            Some(_) => &k.full,
+        };
+        let res = call(&app, method.clone(), path, Some(ok_key), body).await;
+        let expected = if *path == "/v1/emails/msg_1" {
+            StatusCode::NOT_FOUND // authorised; no such email
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(res.status, expected, "{method} {path}: {}", res.json);
+        assert!(
+            res.headers.contains_key("x-ratelimit-limit"),
+            "{method} {path}"
+        );
+        assert!(res.headers.contains_key("x-ratelimit-remaining"));
+        assert!(res.headers.contains_key("x-ratelimit-reset"));
+    }
+}
+
+#[tokio::test]
+async fn health_is_public() {
+    let (_, app) = keys_and_app();
+    let res = call(&app, Method::GET, "/health", None, "").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json["data"]["status"], "ok");
+    assert!(!res.headers.contains_key("x-ratelimit-limit"));
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_need_a_key_first() {
+    let (k, app) = keys_and_app();
+    for path in [
+        "/v1/nope",
+        "/v1/emails/msg_1/deliveries",
+        "/v1/tenants/tn_1",
+        "/",
+        "/v2/emails",
+        "/health/x",
+    ] {
+        let res = call(&app, Method::GET, path, None, "").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{path}");
+        let res = call(&app, Method::GET, path, Some(&k.full), "").await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(res.json["error"]["code"], "not_found");
+    }
+    let res = call(&app, Method::DELETE, "/v1/limits", None, "").await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let res = call(&app, Method::DELETE, "/v1/limits", Some(&k.full), "").await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.json["error"]["code"], "method_not_allowed");
+    // Path segments that are not UTF-8 once decoded: a JSON 400, after authentication.
+    for path in ["/v1/emails/%FF", "/v1/tenants/%FF/domains"] {
+        let res = call(&app, Method::GET, path, None, "").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{path}");
+        let res = call(&app, Method::GET, path, Some(&k.full), "").await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(res.json["error"]["code"], "invalid_request");
+    }
+    // A tenant path outside the table still respects the key's tenant.
+    let res = call(
+        &app,
+        Method::GET,
+        "/v1/tenants/tn_7/tracking",
+        Some(&k.tenant),
+        "",
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn send_answers_id_and_test_flag() {
+    let (k, app) = keys_and_app();
+    let res = call(&app, Method::POST, "/v1/emails", Some(&k.send), EMAIL).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let id = res.json["data"]["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("msg_"));
+    assert_eq!(res.json["data"]["test"], true);
+    assert_eq!(res.json["data"]["to"], serde_json::json!(["b@example.com"]));
+    assert_eq!(res.headers["x-ratelimit-limit"], "10");
+
+    let live = call(&app, Method::POST, "/v1/emails", Some(&k.live), EMAIL).await;
+    assert_eq!(live.json["data"]["test"], false);
+
+    let got = call(
+        &app,
+        Method::GET,
+        &format!("/v1/emails/{id}"),
+        Some(&k.read),
+        "",
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.json["data"]["id"], id.as_str());
+    assert_eq!(got.json["data"]["to"], "b@example.com");
+
+    let list = call(&app, Method::GET, "/v1/emails?perPage=1", Some(&k.read), "").await;
+    assert_eq!(list.json["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list.json["total"], 2);
+    assert_eq!(list.json["totalPages"], 2);
+
+    let bad = call(&app, Method::POST, "/v1/emails", Some(&k.send), "[1, 2]").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn request_id_is_echoed() {
+    let (k, app) = keys_and_app();
+    let req = Request::post("/v1/emails")
+        .header("authorization", format!("Bearer {}", k.send))
+        .header("x-request-id", "abc-123")
+        .body(Body::from(EMAIL))
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["meta"]["requestId"], "abc-123");
+}
+
+#[tokio::test]
+async fn tenant_scoped_key() {
+    let (k, app) = keys_and_app();
+    let own = call(
+        &app,
+        Method::GET,
+        "/v1/tenants/tn_42/domains",
+        Some(&k.tenant),
+        "",
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK);
+    let other = call(
+        &app,
+        Method::GET,
+        "/v1/tenants/tn_7/domains",
+        Some(&k.tenant),
+        "",
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert_eq!(other.json["error"]["code"], "permission_denied");
+    let other = call(
+        &app,
+        Method::DELETE,
+        "/v1/tenants/tn_7/suppressions/x",
+        Some(&k.tenant),
+        "",
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    // The tenant the layer checks is the one the handler sees, percent-encoded or not.
+    let enc = call(
+        &app,
+        Method::POST,
+        "/v1/tenants/tn%5F42/domains/d1/verify",
+        Some(&k.tenant),
+        "",
+    )
+    .await;
+    assert_eq!(enc.status, StatusCode::OK);
+    assert_eq!(enc.json["data"]["tenantId"], "tn_42");
+    let enc = call(
+        &app,
+        Method::GET,
+        "/v1/tenants/tn%5F7/domains",
+        Some(&k.tenant),
+        "",
+    )
+    .await;
+    assert_eq!(enc.status, StatusCode::FORBIDDEN);
+    // Organisation-level keys reach every tenant.
+    let org = call(
+        &app,
+        Method::GET,
+        "/v1/tenants/tn_7/domains",
+        Some(&k.full),
+        "",
+    )
+    .await;
+    assert_eq!(org.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn rate_limit_and_limits_route() {
+    let (k, app) = keys_and_app();
+    let first = call(&app, Method::GET, "/v1/limits", Some(&k.slow), "").await;
+    assert_eq!(first.status, StatusCode::OK);
+    let rl = &first.json["data"]["rateLimit"];
+    assert_eq!(rl["limit"], 1);
+    assert_eq!(rl["period"], "second");
+    assert_eq!(rl["remaining"], 0);
+    assert_eq!(
+        rl["remaining"].to_string(),
+        first.headers["x-ratelimit-remaining"].to_str().unwrap()
+    );
+    let second = call(&app, Method::POST, "/v1/emails", Some(&k.slow), EMAIL).await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.json["error"]["code"], "rate_limit_exceeded");
+    let retry: u64 = second.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+
+    let full = call(&app, Method::GET, "/v1/limits", Some(&k.full), "").await;
+    assert_eq!(full.json["data"]["rateLimit"]["limit"], 10);
+    assert_eq!(full.json["data"]["key"]["environment"], "test");
+}
+
+#[test]
+fn bad_keys_file_names_the_entry_and_loads_nothing() {
+    let dir = std::env::temp_dir().join(format!("ark-demo-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.json");
+    let mut f = std::fs::File::create(&path).unwrap();
+    write!(
+        f,
+        r#"{{"keys": [
+            {{"key": "ark_test_0123456789abcdefXYZ", "name": "good", "permissions": ["*"]}},
+            {{"key": "ark_test_0123456789abcdefXYW", "name": "typo", "permissions": ["emails:sned"]}}
+        ]}}"#
+    )
+    .unwrap();
+    drop(f);
+    let err = server::load_keys(&path).unwrap_err();
+    assert!(err.contains("entry 1") && err.contains("typo"), "{err}");
+    assert!(!err.contains("0123456789abcdef"), "{err}");
+    std::fs::write(
+        &path,
+        r#"{"keys": [{"key": "ark_test_0123456789abcdefXYZ", "name": "good", "permissions": ["*"], "rate_limit": 5}]}"#,
+    )
+    .unwrap();
+    assert_eq!(server::load_keys(&path).unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
