@@ -176,10 +176,11 @@ pub fn app(store: MemoryKeyStore) -> Router {
 
 /// What a request requires, from its method and path (contract section 7).
 ///
-/// Matching is by whole path segments of the raw path, as the router matches; anything not in
-/// the table needs a valid key (the router then answers 404 or 405). The tenant of
-/// `/v1/tenants/{id}/…` is percent-decoded the way axum's `Path` decodes it, so the tenant the
-/// layer checks is the one the handler sees.
+/// Matching is by whole segments of the raw path, as the router matches. Everything under a
+/// prefix of the table requires at least that entry (`GET /v1/emails/{id}/deliveries` needs
+/// `emails:read`, then gets 404): stricter than the table, never looser. Anything else needs a
+/// valid key (then 404 or 405). The tenant of `/v1/tenants/{id}/…` is percent-decoded the way
+/// axum's `Path` decodes it, so the tenant the layer checks is the one the handler sees.
 pub fn policy(req: &RequestHead<'_>) -> Access {
     route_access(req.method, req.uri.path())
 }
@@ -885,10 +886,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match listener.local_addr() {
-        Ok(addr) => println!("listening on http://{addr}"),
-        Err(_) => println!("listening on http://{listen}"),
-    }
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| listen.clone(), |a| a.to_string());
+    println!("listening on http://{addr}");
+    println!("  try: curl -s http://{addr}/v1/limits -H \"Authorization: Bearer <key>\"");
+    println!("  SDKs: ARK_BASE_URL=http://{addr}/v1 ARK_API_KEY=<key>");
     match axum::serve(listener, app(store))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -118,7 +118,7 @@ if command -v timeout >/dev/null; then
 fi
 status=0
 ARK_BASE_URL="$ADDR/v1" ARK_SDK_KEYS_FILE="$WORK/sdk-keys.json" PYTHONDONTWRITEBYTECODE=1 \
-  "${TIMEOUT[@]}" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk/test_python_sdk.py ||
+  ${TIMEOUT[@]+"${TIMEOUT[@]}"} "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk/test_python_sdk.py ||
   status=$?
 
 echo "== server log"
