@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::permission::Permissions;
+use crate::rate_limit::RateLimitDecision;
 use crate::token::{Environment, Token};
 
 /// SHA-256 of a whole token (`ark_live_…`): what stores keep instead of the key.
@@ -212,7 +213,8 @@ fn derived_id(hash: &KeyHash) -> String {
 }
 
 /// The key of an authenticated request, as the application sees it in the request
-/// extensions: id, name, environment, permissions, tenant, metadata. Never the secret.
+/// extensions: id, name, environment, permissions, tenant, metadata, and the key's
+/// rate-limit state after this request. Never the secret.
 ///
 /// Cloning is cheap (one reference count).
 ///
@@ -221,63 +223,85 @@ fn derived_id(hash: &KeyHash) -> String {
 /// # fn handler(req: http::Request<()>) {
 /// if let Some(key) = req.extensions().get::<AuthenticatedKey>() {
 ///     if key.is_test() { /* don't really send */ }
+///     if let Some(limit) = key.rate_limit_state() {
+///         println!("{} of {} left", limit.remaining, limit.limit);
+///     }
 /// }
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct AuthenticatedKey(pub(crate) Arc<KeyRecord>);
+pub struct AuthenticatedKey {
+    record: Arc<KeyRecord>,
+    limit: Option<RateLimitDecision>,
+}
 
 impl AuthenticatedKey {
     /// Wraps a record (for tests of handlers, or custom middleware).
     pub fn new(record: Arc<KeyRecord>) -> Self {
-        AuthenticatedKey(record)
+        AuthenticatedKey {
+            record,
+            limit: None,
+        }
     }
+
+    pub(crate) fn with_limit(record: Arc<KeyRecord>, limit: Option<RateLimitDecision>) -> Self {
+        AuthenticatedKey { record, limit }
+    }
+
     /// The key's public id.
     pub fn id(&self) -> &str {
-        &self.0.id
+        &self.record.id
     }
     /// The key's name.
     pub fn name(&self) -> &str {
-        &self.0.name
+        &self.record.name
     }
     /// Live or test.
     pub fn environment(&self) -> Environment {
-        self.0.environment
+        self.record.environment
     }
     /// Whether this is an `ark_test_` key (avoid real side effects).
     pub fn is_test(&self) -> bool {
-        self.0.environment == Environment::Test
+        self.record.environment == Environment::Test
     }
     /// The key's permissions.
     pub fn permissions(&self) -> Permissions {
-        self.0.permissions
+        self.record.permissions
     }
     /// The tenant of a tenant-scoped key.
     pub fn tenant(&self) -> Option<&str> {
-        self.0.tenant.as_deref()
+        self.record.tenant.as_deref()
     }
     /// When the key expires, if it does.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.0.expires_at
+        self.record.expires_at
     }
-    /// The key's rate limit override, requests per second.
+    /// The key's own rate limit (requests per second), when its record overrides the
+    /// layer's default.
     pub fn rate_limit(&self) -> Option<NonZeroU32> {
-        self.0.rate_limit
+        self.record.rate_limit
+    }
+    /// The key's rate-limit state after this request was counted (what the
+    /// `X-RateLimit-*` headers say); `None` when the limiter failed and the request was
+    /// served without a limit.
+    pub fn rate_limit_state(&self) -> Option<&RateLimitDecision> {
+        self.limit.as_ref()
     }
     /// The key's metadata.
     pub fn metadata(&self) -> &BTreeMap<String, String> {
-        &self.0.metadata
+        &self.record.metadata
     }
 }
 
 impl fmt::Debug for AuthenticatedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthenticatedKey")
-            .field("id", &self.0.id)
-            .field("name", &self.0.name)
-            .field("environment", &self.0.environment)
-            .field("permissions", &self.0.permissions)
-            .field("tenant", &self.0.tenant)
+            .field("id", &self.record.id)
+            .field("name", &self.record.name)
+            .field("environment", &self.record.environment)
+            .field("permissions", &self.record.permissions)
+            .field("tenant", &self.record.tenant)
+            .field("rate_limit_state", &self.limit)
             .finish_non_exhaustive()
     }
 }

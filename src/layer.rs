@@ -499,13 +499,14 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
         S: Service<Request<B>>,
     {
         match (self.options.limiter_failure, denied) {
-            (LimiterFailure::Refuse, _) => {
+            // The 403 was decided before the rate limit; only its headers are lost.
+            (_, Some(denied)) => {
+                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; 403 without rate-limit headers");
+                reject_state(denied, &pending.req)
+            }
+            (LimiterFailure::Refuse, None) => {
                 tracing::error!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; answering 503");
                 reject_state(Rejection::Unavailable, &pending.req)
-            }
-            (LimiterFailure::Allow, Some(denied)) => {
-                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed");
-                reject_state(denied, &pending.req)
             }
             (LimiterFailure::Allow, None) => {
                 tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
@@ -526,7 +527,7 @@ where
     pending
         .req
         .extensions_mut()
-        .insert(AuthenticatedKey(record));
+        .insert(AuthenticatedKey::with_limit(record, limit));
     State::Call {
         fut: pending.inner.call(pending.req),
         limit,

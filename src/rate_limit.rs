@@ -455,10 +455,10 @@ mod tests {
         let l = MemoryRateLimiter::new();
         let quota = Quota::new(NonZeroU32::new(5).unwrap(), Duration::from_millis(1));
         for i in 0..100 {
-            let _ = l.acquire(&format!("key_{i}"), quota);
+            drop(l.acquire(&format!("key_{i}"), quota));
         }
         assert_eq!(l.tracked_keys(), 100);
-        let _ = l.peek("key_never", quota);
+        drop(l.peek("key_never", quota));
         assert_eq!(l.tracked_keys(), 100, "peek stores nothing");
         std::thread::sleep(Duration::from_millis(5));
         l.sweep();

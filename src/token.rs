@@ -237,7 +237,8 @@ pub fn parse_authorization(value: &[u8]) -> Result<Token<'_>, CredentialError> {
         // "Bearerx…", "Bearers …": another scheme.
         Some(_) => return Err(CredentialError::Missing),
     }
-    let token = trim(rest);
+    // One or more spaces (not tabs: a tab there is a control byte inside the credentials).
+    let token = &rest[rest.iter().take_while(|&&c| c == b' ').count()..];
     if token.is_empty() {
         return Err(CredentialError::NoToken);
     }
