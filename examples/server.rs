@@ -32,8 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ark_auth::{
     generate_key, keys_file, Access, ArkAuthLayer, AuthenticatedKey, Environment, KeyRecord,
-    MemoryKeyStore, MemoryRateLimiter, Permission, Permissions, Quota, RateLimiter, RequestHead,
-    RequestId, X_REQUEST_ID,
+    MemoryKeyStore, Permission, Permissions, Quota, RequestHead, RequestId, X_REQUEST_ID,
 };
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
@@ -125,11 +124,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     Ok(Cli::Run { listen, keys })
 }
 
-/// What handlers share: the limiter the layer uses (to report a key's state in
-/// `GET /v1/limits`) and the stub emails.
+/// What handlers share: the stub emails.
 #[derive(Clone)]
 pub struct AppState {
-    limiter: MemoryRateLimiter,
     emails: Arc<Mutex<VecDeque<StoredEmail>>>,
 }
 
@@ -146,13 +143,10 @@ struct StoredEmail {
 
 /// The whole demo application: routes, the auth layer, the request log.
 pub fn app(store: MemoryKeyStore) -> Router {
-    let limiter = MemoryRateLimiter::new();
     let state = AppState {
-        limiter: limiter.clone(),
         emails: Arc::default(),
     };
     let auth = ArkAuthLayer::new(store)
-        .rate_limiter(limiter)
         .default_quota(DEFAULT_QUOTA)
         .policy(policy);
     Router::new()
@@ -582,19 +576,21 @@ async fn get_email(
     }
 }
 
-/// `GET /v1/limits`: the calling key's rate limit, read from the limiter the layer uses
-/// (this request already counted), in the SDKs' `LimitsData` shape, plus who the key is.
-async fn limits(State(st): State<AppState>, key: AuthenticatedKey, rid: Rid) -> Response {
-    // The layer's rule: the key's own limit, else the default.
-    let quota = key.rate_limit().map_or(DEFAULT_QUOTA, Quota::per_second);
-    let rate_limit = match st.limiter.peek(key.id(), quota).await {
-        Ok(d) => json!({
+/// `GET /v1/limits`: the calling key's rate limit as the layer left it (this request
+/// already counted), in the SDKs' `LimitsData` shape, plus who the key is.
+async fn limits(key: AuthenticatedKey, rid: Rid) -> Response {
+    let rate_limit = match key.rate_limit_state() {
+        Some(d) => json!({
             "limit": d.limit,
             "period": "second",
             "remaining": d.remaining,
             "reset": d.reset,
         }),
-        Err(_) => json!({ "limit": quota.limit().get(), "period": "second" }),
+        // The limiter failed and the layer served the request without a limit.
+        None => {
+            let quota = key.rate_limit().map_or(DEFAULT_QUOTA, Quota::per_second);
+            json!({ "limit": quota.limit().get(), "period": "second" })
+        }
     };
     ok(
         &rid,
