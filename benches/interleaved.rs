@@ -1,0 +1,279 @@
+//! Interleaved measurement of the stacks, for a noisy machine (after perf-reference's
+//! `benches/interleaved.rs`).
+//!
+//! Every round measures every variant once (a batch of BATCH calls each, requests cloned
+//! untimed beforehand, order rotated per round), so the per-round ratio "variant / bare" is
+//! taken from measurements milliseconds apart. Reported: median ns/call (p10..p90 over
+//! rounds), median of the per-round ratios and deltas to bare, and the key figure
+//! (ark accept − bare) / (reference − bare).
+//!
+//! env: ROUNDS (default 10000 under `cargo bench`, 20 otherwise, e.g. under
+//! `cargo test --benches`), BATCH (calls per variant per round, default 100),
+//! DROP_RESPONSE=1 (drop each response inside the timed part, as a server does once it has
+//! written it, instead of keeping the batch's responses alive until after the timing)
+//! run: `taskset -c 1 cargo bench --bench interleaved`
+//!
+//! Profile mode (no measurement): `ARK_PROFILE=<variant name substring>` runs only that
+//! variant for ARK_PROFILE_CALLS calls (default 200000), through the same `timed_batch` as
+//! the measurement; e.g. under
+//! `valgrind --tool=callgrind --toggle-collect='*timed_batch*' <bench binary>`
+//! the collected instructions divided by the calls are the instructions per call.
+
+mod reference;
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::future::ready;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Empty;
+use reference::*;
+use tower::{service_fn, Layer, Service, ServiceExt};
+
+type Body = Empty<Bytes>;
+type Runner = Box<dyn FnMut(usize) -> Duration>;
+
+/// The timed part: `n` x (poll_ready + call + poll), responses kept (dropped untimed later),
+/// or, with `drop_inside`, each response dropped right away, inside the timed part (only the
+/// first is kept, for the status check).
+#[inline(never)]
+fn timed_batch<S, RB>(
+    svc: &mut S,
+    batch: &mut Vec<Request<()>>,
+    out: &mut Vec<Response<RB>>,
+    drop_inside: bool,
+) where
+    S: Service<Request<()>, Response = Response<RB>>,
+    S::Error: Debug,
+{
+    for req in batch.drain(..) {
+        let res = ready_call_now(svc, req);
+        if !drop_inside || out.is_empty() {
+            out.push(res);
+        }
+    }
+}
+
+/// Clones `n` requests (untimed), then times `timed_batch`.
+fn stack_runner<S, RB>(
+    mut svc: S,
+    templates: Vec<Request<()>>,
+    expect: u16,
+    drop_inside: bool,
+) -> Runner
+where
+    S: Service<Request<()>, Response = Response<RB>> + 'static,
+    S::Error: Debug,
+    RB: 'static,
+{
+    let mut batch: Vec<Request<()>> = Vec::new();
+    let mut out: Vec<Response<RB>> = Vec::new();
+    let mut k = 0usize;
+    Box::new(move |n| {
+        out.clear();
+        batch.clear();
+        for _ in 0..n {
+            k += 1;
+            batch.push(templates[k % templates.len()].clone());
+        }
+        out.reserve(n);
+        let t0 = Instant::now();
+        timed_batch(&mut svc, &mut batch, &mut out, drop_inside);
+        let e = t0.elapsed();
+        assert_eq!(out[0].status().as_u16(), expect);
+        e
+    })
+}
+
+fn inner() -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone {
+    service_fn(|_req: Request<()>| ready(Ok::<_, Infallible>(Response::new(Body::new()))))
+}
+
+#[allow(deprecated)]
+fn bearer_layer(
+    token: &str,
+) -> tower_http::validate_request::ValidateRequestHeaderLayer<
+    tower_http::auth::require_authorization::Bearer<Body>,
+> {
+    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(token)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+const BARE: &str = "1_bare_service_fn";
+const REFERENCE: &str = "3_reference_accept_100k";
+const REFERENCE_HEADERS: &str = "3b_reference_accept_100k+ratelimit_headers";
+const ARK_ACCEPT: &str = "5_ark_accept_100k";
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then a quick smoke run.
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let rounds = env_usize("ROUNDS", if bench_mode { 10_000 } else { 20 });
+    let batch = env_usize("BATCH", 100);
+    let profile = std::env::var("ARK_PROFILE").ok();
+    let d = std::env::var("DROP_RESPONSE").is_ok_and(|v| v == "1");
+
+    let token0 = key_token(0);
+    let good = vec![bearer_request(&token0)];
+    let unknown = vec![bearer_request(&key_token(UNKNOWN_KEY))];
+    let wrong = vec![bearer_request(&wrong_secret_token(0))];
+    let reference = Arc::new(RefAuthenticator::new(100_000));
+    let model = ModelAuthLayer { auth: reference };
+    let ark = ark_layer(ark_store(100_000));
+
+    let mut variants: Vec<(&str, Runner)> = vec![
+        (BARE, stack_runner(inner(), good.clone(), 200, d)),
+        (
+            "2_towerhttp_bearer_valid",
+            stack_runner(bearer_layer(&token0).layer(inner()), good.clone(), 200, d),
+        ),
+        (
+            REFERENCE,
+            stack_runner(model.layer(inner()), good.clone(), 200, d),
+        ),
+        (
+            REFERENCE_HEADERS,
+            stack_runner(
+                model.layer(inner()).map_response(add_ratelimit_headers),
+                good.clone(),
+                200,
+                d,
+            ),
+        ),
+        (
+            "4_reference_unknown_key_100k",
+            stack_runner(model.layer(inner()), unknown.clone(), 401, d),
+        ),
+        (
+            ARK_ACCEPT,
+            stack_runner(ark.layer(inner()), good.clone(), 200, d),
+        ),
+        (
+            "6_ark_unknown_key_100k",
+            stack_runner(ark.layer(inner()), unknown.clone(), 401, d),
+        ),
+        (
+            "7_ark_wrong_secret_100k",
+            stack_runner(ark.layer(inner()), wrong.clone(), 401, d),
+        ),
+    ];
+    let nv = variants.len();
+
+    if let Some(name) = profile {
+        let calls = env_usize("ARK_PROFILE_CALLS", 200_000);
+        let (label, run) = variants
+            .iter_mut()
+            .find(|(n, _)| n.contains(name.as_str()))
+            .unwrap_or_else(|| panic!("no variant matches ARK_PROFILE={name}"));
+        let batches = calls.div_ceil(batch);
+        let mut total = Duration::ZERO;
+        for _ in 0..batches {
+            total += run(batch);
+        }
+        println!(
+            "# profile: {label}: {} calls in batches of {batch}, {:.0} ns/call",
+            batches * batch,
+            total.as_nanos() as f64 / (batches * batch) as f64
+        );
+        return;
+    }
+
+    for (_, run) in variants.iter_mut() {
+        for _ in 0..20 {
+            run(batch);
+        }
+    }
+    let mut ns = vec![Vec::with_capacity(rounds); nv];
+    let t_start = Instant::now();
+    for r in 0..rounds {
+        for j in 0..nv {
+            let v = (j + r) % nv;
+            let d = (variants[v].1)(batch);
+            ns[v].push(d.as_nanos() as f64 / batch as f64);
+        }
+    }
+    let wall = t_start.elapsed();
+
+    println!(
+        "# interleaved: {rounds} rounds x {nv} variants x {batch} calls/batch, {:.1} s; ns/call; \
+         responses dropped {}",
+        wall.as_secs_f64(),
+        if d {
+            "inside the timed part (DROP_RESPONSE=1)"
+        } else {
+            "after the timed part"
+        }
+    );
+    println!(
+        "| variant | median ns | p10 ns | p90 ns | median ×bare (p10..p90) | median Δbare ns |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let idx = |name: &str| variants.iter().position(|(n, _)| *n == name).unwrap();
+    let (b, rf, ak) = (idx(BARE), idx(REFERENCE), idx(ARK_ACCEPT));
+    let delta = |v: usize| sorted((0..rounds).map(|r| ns[v][r] - ns[b][r]).collect());
+    for v in 0..nv {
+        let s = sorted(ns[v].clone());
+        let ratio = sorted((0..rounds).map(|r| ns[v][r] / ns[b][r]).collect());
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} ({:.2}..{:.2}) | {:.0} |",
+            variants[v].0,
+            pct(&s, 0.5),
+            pct(&s, 0.1),
+            pct(&s, 0.9),
+            pct(&ratio, 0.5),
+            pct(&ratio, 0.1),
+            pct(&ratio, 0.9),
+            pct(&delta(v), 0.5)
+        );
+    }
+    let rh = idx(REFERENCE_HEADERS);
+    let per_round_h = sorted(
+        (0..rounds)
+            .map(|r| (ns[ak][r] - ns[b][r]) / (ns[rh][r] - ns[b][r]))
+            .collect(),
+    );
+    let per_round = sorted(
+        (0..rounds)
+            .map(|r| (ns[ak][r] - ns[b][r]) / (ns[rf][r] - ns[b][r]))
+            .collect(),
+    );
+    println!(
+        "\nkey figure (ark accept − bare) / (reference − bare): {:.2} from median deltas \
+         ({:.0} / {:.0} ns); median of per-round quotients {:.2} (p10..p90 {:.2}..{:.2}); goal ≤ 1.5",
+        pct(&delta(ak), 0.5) / pct(&delta(rf), 0.5),
+        pct(&delta(ak), 0.5),
+        pct(&delta(rf), 0.5),
+        pct(&per_round, 0.5),
+        pct(&per_round, 0.1),
+        pct(&per_round, 0.9)
+    );
+    println!(
+        "same against the reference + the 3 X-RateLimit-* headers (same wire output as ark): \
+         {:.2} from median deltas ({:.0} / {:.0} ns); median of per-round quotients {:.2} \
+         (p10..p90 {:.2}..{:.2})",
+        pct(&delta(ak), 0.5) / pct(&delta(rh), 0.5),
+        pct(&delta(ak), 0.5),
+        pct(&delta(rh), 0.5),
+        pct(&per_round_h, 0.5),
+        pct(&per_round_h, 0.1),
+        pct(&per_round_h, 0.9)
+    );
+}
