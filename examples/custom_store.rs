@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ark_auth::{
-    generate_key, ArkAuthLayer, BoxLookup, Environment, KeyHash, KeyRecord, KeyStore, Permissions,
-    StoreError,
+    generate_key, Answer, ArkAuthLayer, BoxLookup, Environment, KeyHash, KeyRecord, KeyStore,
+    LookupResult, Permissions, StoreError,
 };
 use http::{Request, Response};
 use tokio::sync::RwLock;
@@ -34,19 +34,20 @@ struct RemoteStore {
 struct Unreachable;
 
 impl KeyStore for RemoteStore {
-    // Real I/O: a boxed future. (The in-memory store uses `Ready` and allocates nothing.)
-    type Lookup = BoxLookup;
+    // Real I/O: a boxed future. (The in-memory store answers `Answer::Now` and allocates
+    // nothing; a cache in front of a database would answer hits now and misses later.)
+    type Future = BoxLookup;
 
-    fn lookup(&self, hash: &KeyHash) -> BoxLookup {
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
         // The future is 'static: clone what it needs, here two Arcs and the 32-byte hash.
         let (records, down, hash) = (self.records.clone(), self.down.clone(), *hash);
-        Box::pin(async move {
+        Answer::Later(Box::pin(async move {
             tokio::task::yield_now().await; // a network round trip would be here
             if down.load(Ordering::Relaxed) {
                 return Err(StoreError::new(Unreachable));
             }
             Ok(records.read().await.get(&hash).cloned())
-        })
+        }))
     }
 }
 

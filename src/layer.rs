@@ -16,9 +16,10 @@ use crate::body::ArkAuthBody;
 use crate::key::{AuthenticatedKey, KeyHash, KeyRecord};
 use crate::permission::Permissions;
 use crate::policy::{Access, AccessPolicy, RequestHead};
+use crate::rate_limit::LimiterError;
 use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter};
 use crate::response::{set_rate_limit_headers, Rejection, RequestId};
-use crate::store::KeyStore;
+use crate::store::{Answer, KeyStore, StoreError};
 use crate::token::{bearer_token, Environment};
 
 /// Default deadline for the key store and the rate limiter together, per request.
@@ -225,18 +226,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared = &self.shared;
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let shared = &*self.shared;
         let (permissions, tenant) = match shared.policy.access(&RequestHead::of(&req)) {
-            Access::Public => {
-                return ResponseFuture::new(
-                    State::Call {
-                        fut: self.inner.call(req),
-                        limit: None,
-                    },
-                    shared,
-                );
-            }
+            Access::Public => return ResponseFuture::calling(self.inner.call(req), None),
             Access::Key {
                 permissions,
                 tenant,
@@ -244,60 +237,94 @@ where
         };
         let token = match bearer_token(req.headers()) {
             Ok(token) => token,
-            Err(e) => return ResponseFuture::reject(Rejection::Credentials(e), &req, shared),
+            Err(e) => return ResponseFuture::rejected(Rejection::Credentials(e), &req),
         };
         let environment = token.environment();
         if shared.options.environments & environment.bit() == 0 {
-            return ResponseFuture::reject(
-                Rejection::EnvironmentNotAccepted(environment),
-                &req,
-                shared,
-            );
+            return ResponseFuture::rejected(Rejection::EnvironmentNotAccepted(environment), &req);
         }
-        let hash = KeyHash::of(&token);
-        let lookup = match catch_unwind(AssertUnwindSafe(|| shared.store.lookup(&hash))) {
-            Ok(lookup) => lookup,
-            Err(_) => {
-                tracing::error!("ark-auth: key store panicked; answering 503");
-                return ResponseFuture::reject(Rejection::Unavailable, &req, shared);
-            }
+        let need = Need {
+            hash: KeyHash::of(&token),
+            permissions,
+            tenant,
         };
-        // Run the request on the inner service that was polled ready.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(
-            State::Lookup {
-                fut: lookup,
-                pending: Some(Pending {
-                    inner,
-                    req,
-                    hash,
-                    permissions,
-                    tenant,
-                }),
+        let found = match catch_unwind(AssertUnwindSafe(|| shared.store.lookup(&need.hash))) {
+            Ok(Answer::Now(found)) => found.map_err(Failure::Error),
+            Ok(Answer::Later(fut)) => {
+                let pending = self.pending(req, need);
+                return ResponseFuture::waiting(State::Lookup { fut, pending }, &self.shared);
+            }
+            Err(_) => Err(Failure::Panic),
+        };
+        let (record, denied) = match shared.verify(found, &need) {
+            Ok(verified) => verified,
+            Err(rejection) => return ResponseFuture::rejected(rejection, &req),
+        };
+        match shared.check_limit(&record, denied.is_some()) {
+            Answer::Now(checked) => match shared.decide(checked, record, denied) {
+                Decision::Call(key, limit) => {
+                    // Everything was answered synchronously: the inner service that was
+                    // polled ready runs the request, no clone needed.
+                    req.extensions_mut().insert(key);
+                    ResponseFuture::calling(self.inner.call(req), limit)
+                }
+                Decision::Reject(rejection) => ResponseFuture::rejected(rejection, &req),
             },
-            shared,
-        )
+            Answer::Later(fut) => {
+                let pending = self.pending(req, need);
+                ResponseFuture::waiting(
+                    State::Limit {
+                        fut,
+                        pending,
+                        record: Some(record),
+                        denied,
+                    },
+                    &self.shared,
+                )
+            }
+        }
     }
 }
 
-/// A request waiting for the store or the limiter.
-struct Pending<S, B> {
-    inner: S,
-    req: Request<B>,
+impl<S: Clone, K, L, P> ArkAuth<S, K, L, P> {
+    /// Parks a request that must wait for the store or the limiter, with the inner service
+    /// that was polled ready (a clone takes its place, as `tower` recommends).
+    fn pending<B>(&mut self, req: Request<B>, need: Need) -> Option<Box<Pending<S, B>>> {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Some(Box::new(Pending { inner, req, need }))
+    }
+}
+
+/// What the route requires of the key, and the hash of the presented key.
+struct Need {
     hash: KeyHash,
     permissions: Permissions,
     tenant: Option<String>,
 }
 
+/// A request waiting for the store or the limiter (boxed: only asynchronous stores and
+/// limiters get here, and the response future stays small for the synchronous path).
+struct Pending<S, B> {
+    inner: S,
+    req: Request<B>,
+    need: Need,
+}
+
+/// What the rate-limit check leads to.
+enum Decision {
+    Call(AuthenticatedKey, Option<RateLimitDecision>),
+    Reject(Rejection),
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<S, B, LF, RF, SF> {
-        Lookup { #[pin] fut: LF, pending: Option<Pending<S, B>> },
+        Lookup { #[pin] fut: LF, pending: Option<Box<Pending<S, B>>> },
         Limit {
             #[pin] fut: RF,
-            pending: Option<Pending<S, B>>,
-            key: Option<Arc<KeyRecord>>,
+            pending: Option<Box<Pending<S, B>>>,
+            record: Option<Arc<KeyRecord>>,
             // A 403 waiting for the key's current limit state, for its headers.
             denied: Option<Rejection>,
         },
@@ -315,10 +342,15 @@ pin_project! {
         L: RateLimiter,
     {
         #[pin]
-        state: State<S, B, K::Lookup, L::Future, S::Future>,
-        shared: Arc<Shared<K, L, P>>,
-        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        state: State<S, B, K::Future, L::Future, S::Future>,
+        // Only for a request waiting on the store or the limiter.
+        waiting: Option<Waiting<K, L, P>>,
     }
+}
+
+struct Waiting<K, L, P> {
+    shared: Arc<Shared<K, L, P>>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// Why the store or the limiter did not answer.
@@ -339,6 +371,9 @@ impl<E: std::fmt::Display> std::fmt::Display for Failure<E> {
     }
 }
 
+type Found = Result<Option<Arc<KeyRecord>>, Failure<StoreError>>;
+type Checked = Result<RateLimitDecision, Failure<LimiterError>>;
+
 /// The all-zero hash a lookup miss is compared against, so that a miss costs the same
 /// constant-time comparison as a hit.
 static NO_KEY: KeyHash = KeyHash::from_bytes([0; 32]);
@@ -349,19 +384,31 @@ where
     K: KeyStore,
     L: RateLimiter,
 {
-    fn new(
-        state: State<S, B, K::Lookup, L::Future, S::Future>,
+    fn calling(fut: S::Future, limit: Option<RateLimitDecision>) -> Self {
+        ResponseFuture {
+            state: State::Call { fut, limit },
+            waiting: None,
+        }
+    }
+
+    fn rejected(rejection: Rejection, req: &Request<B>) -> Self {
+        ResponseFuture {
+            state: reject_state(rejection, req),
+            waiting: None,
+        }
+    }
+
+    fn waiting(
+        state: State<S, B, K::Future, L::Future, S::Future>,
         shared: &Arc<Shared<K, L, P>>,
     ) -> Self {
         ResponseFuture {
             state,
-            shared: Arc::clone(shared),
-            deadline: None,
+            waiting: Some(Waiting {
+                shared: Arc::clone(shared),
+                deadline: None,
+            }),
         }
-    }
-
-    fn reject(rejection: Rejection, req: &Request<B>, shared: &Arc<Shared<K, L, P>>) -> Self {
-        Self::new(reject_state(rejection, req), shared)
     }
 }
 
@@ -407,130 +454,146 @@ fn start_deadline(timeout: Duration) -> Option<Pin<Box<tokio::time::Sleep>>> {
 }
 
 impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
-    /// Verifies a lookup's answer and decides what comes next: a rejection, or the limiter
-    /// (acquire for an authorised request, peek for a 403).
-    fn after_lookup<S, B>(
+    /// Verifies a lookup's answer: the key, and the 403 it earns if any; or the 401/503.
+    fn verify(
         &self,
-        found: LookupOutcome,
-        pending: Pending<S, B>,
-    ) -> State<S, B, K::Lookup, L::Future, S::Future>
-    where
-        S: Service<Request<B>>,
-    {
-        let found = match found {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::error!(error = %e, "ark-auth: key store failed; answering 503");
-                return reject_state(Rejection::Unavailable, &pending.req);
-            }
-        };
+        found: Found,
+        need: &Need,
+    ) -> Result<(Arc<KeyRecord>, Option<Rejection>), Rejection> {
+        let found = found.map_err(|e| {
+            tracing::error!(error = %e, "ark-auth: key store failed; answering 503");
+            Rejection::Unavailable
+        })?;
         // Constant time: a miss compares against a dummy, a hit against the stored hash.
-        let (stored, record) = match &found {
-            Some(r) => (&r.hash, found.clone()),
-            None => (&NO_KEY, None),
-        };
-        let matches = stored.ct_eq(&pending.hash);
-        let record = match record {
+        let stored = found.as_ref().map_or(&NO_KEY, |r| &r.hash);
+        let matches = stored.ct_eq(&need.hash);
+        let record = match found {
             Some(r) if matches => r,
-            _ => return reject_state(Rejection::UnknownKey, &pending.req),
+            _ => return Err(Rejection::UnknownKey),
         };
         if self.options.environments & record.environment.bit() == 0 {
-            return reject_state(
-                Rejection::EnvironmentNotAccepted(record.environment),
-                &pending.req,
-            );
+            return Err(Rejection::EnvironmentNotAccepted(record.environment));
         }
         if record.revoked {
-            return reject_state(Rejection::Revoked, &pending.req);
+            return Err(Rejection::Revoked);
         }
         if record.expires_at.is_some_and(|at| SystemTime::now() >= at) {
-            return reject_state(Rejection::Expired, &pending.req);
+            return Err(Rejection::Expired);
         }
-        let denied = if !record.permissions.contains_all(pending.permissions) {
+        let denied = if !record.permissions.contains_all(need.permissions) {
             Some(Rejection::MissingPermissions {
-                missing: record.permissions.missing(pending.permissions),
-                required: pending.permissions,
+                missing: record.permissions.missing(need.permissions),
+                required: need.permissions,
                 limit: None,
             })
-        } else if matches!((&record.tenant, &pending.tenant), (Some(k), Some(r)) if k != r) {
+        } else if matches!((&record.tenant, &need.tenant), (Some(k), Some(r)) if k != r) {
             Some(Rejection::OtherTenant {
-                required: pending.permissions,
+                required: need.permissions,
                 limit: None,
             })
         } else {
             None
         };
+        Ok((record, denied))
+    }
+
+    /// Asks the limiter: acquire for an authorised request, peek for a 403 (its headers).
+    fn check_limit(&self, record: &KeyRecord, denied: bool) -> Answer<Checked, L::Future> {
         let quota = record
             .rate_limit
             .map_or(self.options.default_quota, Quota::per_second);
         let limiter = &self.limiter;
-        let check = catch_unwind(AssertUnwindSafe(|| {
-            if denied.is_some() {
-                limiter.peek(&record.id, quota)
+        let answer = catch_unwind(AssertUnwindSafe(|| {
+            if denied {
+                limiter.peek(record, quota)
             } else {
-                limiter.acquire(&record.id, quota)
+                limiter.acquire(record, quota)
             }
         }));
-        match check {
-            Ok(fut) => State::Limit {
-                fut,
-                pending: Some(pending),
-                key: Some(record),
-                denied,
-            },
-            Err(_) => self.limiter_failed(
-                Failure::<crate::LimiterError>::Panic,
-                pending,
-                record,
-                denied,
-            ),
+        match answer {
+            Ok(Answer::Now(checked)) => Answer::Now(checked.map_err(Failure::Error)),
+            Ok(Answer::Later(fut)) => Answer::Later(fut),
+            Err(_) => Answer::Now(Err(Failure::Panic)),
         }
     }
 
-    /// The limiter failed: serve without limit headers (or 503 when configured to refuse).
-    fn limiter_failed<S, B, LF, RF, E: std::fmt::Display>(
+    /// What the limiter's answer leads to.
+    fn decide(
         &self,
-        failure: Failure<E>,
-        pending: Pending<S, B>,
+        checked: Checked,
         record: Arc<KeyRecord>,
         denied: Option<Rejection>,
+    ) -> Decision {
+        match (checked, denied) {
+            (Ok(d), Some(denied)) => Decision::Reject(with_limit(denied, d)),
+            (Ok(d), None) if !d.allowed => Decision::Reject(Rejection::RateLimited(d)),
+            (Ok(d), None) => Decision::Call(AuthenticatedKey::with_limit(record, Some(d)), Some(d)),
+            // The 403 was decided before the rate limit; only its headers are lost.
+            (Err(failure), Some(denied)) => {
+                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; 403 without rate-limit headers");
+                Decision::Reject(denied)
+            }
+            (Err(failure), None) => match self.options.limiter_failure {
+                LimiterFailure::Refuse => {
+                    tracing::error!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; answering 503");
+                    Decision::Reject(Rejection::Unavailable)
+                }
+                LimiterFailure::Allow => {
+                    tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
+                    Decision::Call(AuthenticatedKey::with_limit(record, None), None)
+                }
+            },
+        }
+    }
+
+    /// The state after the limiter's answer.
+    fn after_limit<S, B, LF, RF>(
+        &self,
+        checked: Checked,
+        record: Arc<KeyRecord>,
+        denied: Option<Rejection>,
+        pending: Box<Pending<S, B>>,
     ) -> State<S, B, LF, RF, S::Future>
     where
         S: Service<Request<B>>,
     {
-        match (self.options.limiter_failure, denied) {
-            // The 403 was decided before the rate limit; only its headers are lost.
-            (_, Some(denied)) => {
-                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; 403 without rate-limit headers");
-                reject_state(denied, &pending.req)
+        let Pending {
+            mut inner, mut req, ..
+        } = *pending;
+        match self.decide(checked, record, denied) {
+            Decision::Call(key, limit) => {
+                req.extensions_mut().insert(key);
+                State::Call {
+                    fut: inner.call(req),
+                    limit,
+                }
             }
-            (LimiterFailure::Refuse, None) => {
-                tracing::error!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; answering 503");
-                reject_state(Rejection::Unavailable, &pending.req)
-            }
-            (LimiterFailure::Allow, None) => {
-                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
-                call_inner(pending, record, None)
-            }
+            Decision::Reject(rejection) => reject_state(rejection, &req),
         }
     }
-}
 
-fn call_inner<S, B, LF, RF>(
-    mut pending: Pending<S, B>,
-    record: Arc<KeyRecord>,
-    limit: Option<RateLimitDecision>,
-) -> State<S, B, LF, RF, S::Future>
-where
-    S: Service<Request<B>>,
-{
-    pending
-        .req
-        .extensions_mut()
-        .insert(AuthenticatedKey::with_limit(record, limit));
-    State::Call {
-        fut: pending.inner.call(pending.req),
-        limit,
+    /// The state after the store's answer.
+    fn after_lookup<S, B>(
+        &self,
+        found: Found,
+        pending: Box<Pending<S, B>>,
+    ) -> State<S, B, K::Future, L::Future, S::Future>
+    where
+        S: Service<Request<B>>,
+    {
+        let (record, denied) = match self.verify(found, &pending.need) {
+            Ok(verified) => verified,
+            Err(rejection) => return reject_state(rejection, &pending.req),
+        };
+        match self.check_limit(&record, denied.is_some()) {
+            Answer::Now(checked) => self.after_limit(checked, record, denied, pending),
+            Answer::Later(fut) => State::Limit {
+                fut,
+                pending: Some(pending),
+                record: Some(record),
+                denied,
+            },
+        }
     }
 }
 
@@ -546,41 +609,6 @@ where
         let mut this = self.project();
         loop {
             let next = match this.state.as_mut().project() {
-                StateProj::Lookup { fut, pending } => {
-                    let found: LookupOutcome = ready!(poll_guarded(
-                        fut,
-                        this.deadline,
-                        this.shared.options.timeout,
-                        cx
-                    ));
-                    let pending = pending.take().expect("lookup state holds the request");
-                    this.shared.after_lookup(found, pending)
-                }
-                StateProj::Limit {
-                    fut,
-                    pending,
-                    key,
-                    denied,
-                } => {
-                    let checked: Result<RateLimitDecision, Failure<_>> = ready!(poll_guarded(
-                        fut,
-                        this.deadline,
-                        this.shared.options.timeout,
-                        cx
-                    ));
-                    let pending = pending.take().expect("limit state holds the request");
-                    let record = key.take().expect("limit state holds the key");
-                    match (checked, denied.take()) {
-                        (Err(failure), denied) => {
-                            this.shared.limiter_failed(failure, pending, record, denied)
-                        }
-                        (Ok(d), Some(denied)) => reject_state(with_limit(denied, d), &pending.req),
-                        (Ok(d), None) if !d.allowed => {
-                            reject_state(Rejection::RateLimited(d), &pending.req)
-                        }
-                        (Ok(d), None) => call_inner(pending, record, Some(d)),
-                    }
-                }
                 StateProj::Call { fut, limit } => {
                     let res = ready!(fut.poll(cx))?;
                     let (mut parts, body) = res.into_parts();
@@ -593,13 +621,46 @@ where
                     let (rejection, id) = rejection.take().expect("polled after completion");
                     return Poll::Ready(Ok(rejection.into_response(&id)));
                 }
+                StateProj::Lookup { fut, pending } => {
+                    let w = this
+                        .waiting
+                        .as_mut()
+                        .expect("a waiting state has its context");
+                    let found: Found = ready!(poll_guarded(
+                        fut,
+                        &mut w.deadline,
+                        w.shared.options.timeout,
+                        cx
+                    ));
+                    let pending = pending.take().expect("lookup state holds the request");
+                    w.shared.after_lookup(found, pending)
+                }
+                StateProj::Limit {
+                    fut,
+                    pending,
+                    record,
+                    denied,
+                } => {
+                    let w = this
+                        .waiting
+                        .as_mut()
+                        .expect("a waiting state has its context");
+                    let checked: Checked = ready!(poll_guarded(
+                        fut,
+                        &mut w.deadline,
+                        w.shared.options.timeout,
+                        cx
+                    ));
+                    let pending = pending.take().expect("limit state holds the request");
+                    let record = record.take().expect("limit state holds the key");
+                    w.shared
+                        .after_limit(checked, record, denied.take(), pending)
+                }
             };
             this.state.set(next);
         }
     }
 }
-
-type LookupOutcome = Result<Option<Arc<KeyRecord>>, Failure<crate::StoreError>>;
 
 /// Adds the key's current limit state to a 403.
 fn with_limit(rejection: Rejection, d: RateLimitDecision) -> Rejection {
@@ -635,13 +696,13 @@ mod tests {
     struct Yielding(MemoryKeyStore);
 
     impl KeyStore for Yielding {
-        type Lookup = BoxLookup;
-        fn lookup(&self, hash: &KeyHash) -> BoxLookup {
+        type Future = BoxLookup;
+        fn lookup(&self, hash: &KeyHash) -> Answer<crate::LookupResult, BoxLookup> {
             let answer = self.0.lookup(hash);
-            Box::pin(async move {
+            Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;
                 answer.await
-            })
+            }))
         }
     }
 
@@ -651,19 +712,19 @@ mod tests {
 
     impl RateLimiter for YieldingLimiter {
         type Future = BoxLimit;
-        fn acquire(&self, key: &str, quota: Quota) -> BoxLimit {
+        fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
             let answer = self.0.acquire(key, quota);
-            Box::pin(async move {
+            Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;
                 answer.await
-            })
+            }))
         }
-        fn peek(&self, key: &str, quota: Quota) -> BoxLimit {
-            let answer: std::future::Ready<LimitResult> = self.0.peek(key, quota);
-            Box::pin(async move {
+        fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
+            let answer = self.0.peek(key, quota);
+            Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;
                 answer.await
-            })
+            }))
         }
     }
 
@@ -710,9 +771,9 @@ mod tests {
         #[derive(Clone)]
         struct Hang;
         impl KeyStore for Hang {
-            type Lookup = std::future::Pending<crate::LookupResult>;
-            fn lookup(&self, _: &KeyHash) -> Self::Lookup {
-                std::future::pending()
+            type Future = std::future::Pending<crate::LookupResult>;
+            fn lookup(&self, _: &KeyHash) -> Answer<crate::LookupResult, Self::Future> {
+                Answer::Later(std::future::pending())
             }
         }
         let svc = ServiceBuilder::new()

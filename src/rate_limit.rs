@@ -1,13 +1,14 @@
 //! Per-key rate limiting: the [`RateLimiter`] trait and the in-memory [`MemoryRateLimiter`].
 
-use std::future::{ready, Future, Ready};
+use std::future::{Future, Ready};
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dashmap::DashMap;
+use crate::key::{KeyHash, KeyRecord};
+use crate::store::{Answer, DigestMap};
 
 /// A rate limit: `limit` requests per `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,25 +94,28 @@ pub type LimitResult = Result<RateLimitDecision, LimiterError>;
 /// A boxed limiter future, for limiters that do real I/O.
 pub type BoxLimit = Pin<Box<dyn Future<Output = LimitResult> + Send + 'static>>;
 
-/// A rate limiter shared by all requests of a key. Same future shape as
+/// A rate limiter shared by all requests of a key. Same [`Answer`] shape as
 /// [`KeyStore`](crate::KeyStore) and for the same reason.
+///
+/// A limiter keys its counters by the record's [`KeyRecord::hash`] (unique per key, and
+/// already uniformly distributed) or by its [`KeyRecord::id`] (readable, for a shared store).
 pub trait RateLimiter: Send + Sync + 'static {
-    /// The future of one check.
+    /// The future of a check answered later.
     type Future: Future<Output = LimitResult> + Send + 'static;
 
     /// Checks the limit of `key` and, when admitted, counts the request.
-    fn acquire(&self, key: &str, quota: Quota) -> Self::Future;
+    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future>;
 
     /// The current state of `key`'s limit, counting nothing (for the headers of a 403).
-    fn peek(&self, key: &str, quota: Quota) -> Self::Future;
+    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future>;
 }
 
 impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
     type Future = L::Future;
-    fn acquire(&self, key: &str, quota: Quota) -> Self::Future {
+    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
         (**self).acquire(key, quota)
     }
-    fn peek(&self, key: &str, quota: Quota) -> Self::Future {
+    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
         (**self).peek(key, quota)
     }
 }
@@ -246,7 +250,8 @@ impl Clock {
 /// How often, at most, idle keys are swept out of the in-memory limiter.
 const SWEEP_EVERY_US: u64 = 5_000_000;
 
-/// The in-memory limiter: a sharded map from key id to two counters (24 bytes of state).
+/// The in-memory limiter: a sharded map from key hash to two counters (32-byte key and 24
+/// bytes of state per active key).
 ///
 /// # Algorithm: sliding window counter
 ///
@@ -270,11 +275,15 @@ const SWEEP_EVERY_US: u64 = 5_000_000;
 ///
 /// ```
 /// use std::num::NonZeroU32;
-/// use ark_auth::{MemoryRateLimiter, Quota, RateLimiter};
+/// use ark_auth::{Answer, Environment, KeyHash, KeyRecord, MemoryRateLimiter, Quota, RateLimiter};
 ///
 /// let limiter = MemoryRateLimiter::new();
 /// let quota = Quota::per_second(NonZeroU32::new(2).unwrap());
-/// let check = |l: &MemoryRateLimiter| l.acquire("key_1", quota).into_inner().unwrap();
+/// let key = KeyRecord::new("key_1", KeyHash::from_bytes([7; 32]), Environment::Live);
+/// let check = |l: &MemoryRateLimiter| match l.acquire(&key, quota) {
+///     Answer::Now(decision) => decision.unwrap(),
+///     Answer::Later(_) => unreachable!("the in-memory limiter answers now"),
+/// };
 /// assert!(check(&limiter).allowed);
 /// assert!(check(&limiter).allowed);
 /// let third = check(&limiter);
@@ -287,7 +296,7 @@ pub struct MemoryRateLimiter {
 }
 
 struct LimiterInner {
-    keys: DashMap<String, WindowState>,
+    keys: DigestMap<WindowState>,
     clock: Clock,
     last_sweep: AtomicU64,
 }
@@ -297,7 +306,7 @@ impl MemoryRateLimiter {
     pub fn new() -> Self {
         MemoryRateLimiter {
             inner: Arc::new(LimiterInner {
-                keys: DashMap::new(),
+                keys: DigestMap::default(),
                 clock: Clock::new(),
                 last_sweep: AtomicU64::new(0),
             }),
@@ -316,7 +325,7 @@ impl MemoryRateLimiter {
         self.inner.keys.retain(|_, st| st.stale_at > now);
     }
 
-    fn check(&self, key: &str, quota: Quota, consume: bool) -> RateLimitDecision {
+    fn check(&self, key: &KeyHash, quota: Quota, consume: bool) -> RateLimitDecision {
         let inner = &*self.inner;
         let now = inner.clock.now();
         let last = inner.last_sweep.load(Ordering::Relaxed);
@@ -332,7 +341,7 @@ impl MemoryRateLimiter {
             Some(mut st) => st.check(now, quota, consume),
             None if consume => inner
                 .keys
-                .entry(key.to_owned())
+                .entry(*key)
                 .or_default()
                 .check(now, quota, consume),
             None => WindowState::default().check(now, quota, false),
@@ -356,20 +365,22 @@ impl std::fmt::Debug for MemoryRateLimiter {
 }
 
 impl RateLimiter for MemoryRateLimiter {
+    /// Never used: the in-memory limiter always answers now.
     type Future = Ready<LimitResult>;
 
-    fn acquire(&self, key: &str, quota: Quota) -> Self::Future {
-        ready(Ok(self.check(key, quota, true)))
+    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
+        Answer::Now(Ok(self.check(&key.hash, quota, true)))
     }
 
-    fn peek(&self, key: &str, quota: Quota) -> Self::Future {
-        ready(Ok(self.check(key, quota, false)))
+    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
+        Answer::Now(Ok(self.check(&key.hash, quota, false)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::Environment;
 
     const S: u64 = 1_000_000;
 
@@ -454,11 +465,21 @@ mod tests {
     fn idle_keys_are_swept() {
         let l = MemoryRateLimiter::new();
         let quota = Quota::new(NonZeroU32::new(5).unwrap(), Duration::from_millis(1));
-        for i in 0..100 {
-            drop(l.acquire(&format!("key_{i}"), quota));
+        for i in 0..100u8 {
+            let key = KeyRecord::new(
+                format!("key_{i}"),
+                KeyHash::from_bytes([i; 32]),
+                Environment::Live,
+            );
+            drop(l.acquire(&key, quota));
         }
         assert_eq!(l.tracked_keys(), 100);
-        drop(l.peek("key_never", quota));
+        let never = KeyRecord::new(
+            "key_never",
+            KeyHash::from_bytes([255; 32]),
+            Environment::Live,
+        );
+        drop(l.peek(&never, quota));
         assert_eq!(l.tracked_keys(), 100, "peek stores nothing");
         std::thread::sleep(Duration::from_millis(5));
         l.sweep();

@@ -1,6 +1,9 @@
 //! Where keys live: the [`KeyStore`] trait and the in-memory [`MemoryKeyStore`].
 
-use std::future::{ready, Future, Ready};
+use std::future::{Future, IntoFuture, Ready};
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +19,65 @@ pub type LookupResult = Result<Option<Arc<KeyRecord>>, StoreError>;
 /// A boxed lookup future, for stores that do real I/O.
 pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>>;
 
+/// The answer of a store or a limiter: available now, or a future that yields it.
+///
+/// A store that can answer synchronously (the in-memory store, a cache hit) says
+/// [`Answer::Now`] and the layer decides the request inside `Service::call`, with no
+/// state machine, no allocation and no extra poll; one that must do I/O says
+/// [`Answer::Later`] with its future.
+#[derive(Debug)]
+pub enum Answer<T, F> {
+    /// The result, already known.
+    Now(T),
+    /// A future that yields the result.
+    Later(F),
+}
+
+impl<T, F: Future<Output = T>> IntoFuture for Answer<T, F> {
+    type Output = T;
+    type IntoFuture = AnswerFuture<T, F>;
+
+    /// Awaiting an answer yields its result, now or later: handy for a store that wraps
+    /// another (`inner.lookup(&hash).await`).
+    fn into_future(self) -> AnswerFuture<T, F> {
+        AnswerFuture {
+            inner: match self {
+                Answer::Now(value) => AnswerInner::Now { value: Some(value) },
+                Answer::Later(fut) => AnswerInner::Later { fut },
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of an awaited [`Answer`].
+    pub struct AnswerFuture<T, F> {
+        #[pin]
+        inner: AnswerInner<T, F>,
+    }
+}
+
+pin_project! {
+    #[project = AnswerProj]
+    enum AnswerInner<T, F> {
+        Now { value: Option<T> },
+        Later { #[pin] fut: F },
+    }
+}
+
+impl<T, F: Future<Output = T>> Future for AnswerFuture<T, F> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.project().inner.project() {
+            AnswerProj::Now { value } => {
+                Poll::Ready(value.take().expect("polled after completion"))
+            }
+            AnswerProj::Later { fut } => fut.poll(cx),
+        }
+    }
+}
+
 /// A pluggable, async source of key records.
 ///
 /// # Shape of the trait
@@ -23,49 +85,50 @@ pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>
 /// A store answers one question: which record has this [`KeyHash`]? The answer separates
 /// "no such key" (`Ok(None)`, a 401) from "the store failed" (`Err`, a 503).
 ///
-/// The trait names its future as an associated type, like `tower::Service`, rather than
-/// returning `impl Future` (axum-login's shape) or a boxed future (tower-sessions' shape):
-/// the layer's own response future must name the store's future to stay unboxed, so the
-/// in-memory store answers with [`std::future::Ready`] and costs no allocation, while an
-/// async store (a database) uses [`BoxLookup`], whose allocation is noise next to its
-/// round trip. The future is `'static`: a store clones what it needs (a pool handle) into it.
-/// `dyn KeyStore<Lookup = BoxLookup>` is object-safe for those who want dynamic dispatch.
+/// The answer is an [`Answer`]: either the result now, or a future. The future is named as
+/// an associated type, like `tower::Service`'s, rather than returned as `impl Future`
+/// (axum-login's shape) or always boxed (tower-sessions' shape): the layer's response
+/// future must name it to stay unboxed. The in-memory store always answers now and costs
+/// nothing; an async store (a database) answers later with a [`BoxLookup`], whose
+/// allocation is noise next to its round trip. The future is `'static`: a store clones what
+/// it needs (a pool handle) into it. `dyn KeyStore<Future = BoxLookup>` is object-safe for
+/// those who want dynamic dispatch.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use ark_auth::{BoxLookup, KeyHash, KeyRecord, KeyStore, StoreError};
+/// use ark_auth::{Answer, BoxLookup, KeyHash, KeyRecord, KeyStore, LookupResult, StoreError};
 ///
 /// /// A store that asks some remote service.
 /// #[derive(Clone)]
 /// struct RemoteStore;
 ///
 /// impl KeyStore for RemoteStore {
-///     type Lookup = BoxLookup;
-///     fn lookup(&self, hash: &KeyHash) -> BoxLookup {
+///     type Future = BoxLookup;
+///     fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
 ///         let hash = *hash;
-///         Box::pin(async move {
+///         Answer::Later(Box::pin(async move {
 ///             // ... query by `hash`; map a transport failure to StoreError ...
 ///             let _ = hash;
 ///             Ok::<Option<Arc<KeyRecord>>, StoreError>(None)
-///         })
+///         }))
 ///     }
 /// }
 /// ```
 ///
 /// A complete store: the crate's `examples/custom_store.rs`.
 pub trait KeyStore: Send + Sync + 'static {
-    /// The future of one lookup.
-    type Lookup: Future<Output = LookupResult> + Send + 'static;
+    /// The future of a lookup answered later.
+    type Future: Future<Output = LookupResult> + Send + 'static;
 
     /// Finds the record whose hash is `hash`. `Ok(None)` when no key matches; `Err` only
     /// when the store could not answer. The layer verifies the returned record's hash in
     /// constant time, so a store may select by a prefix or an index.
-    fn lookup(&self, hash: &KeyHash) -> Self::Lookup;
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, Self::Future>;
 }
 
 impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
-    type Lookup = K::Lookup;
-    fn lookup(&self, hash: &KeyHash) -> Self::Lookup {
+    type Future = K::Future;
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, Self::Future> {
         (**self).lookup(hash)
     }
 }
@@ -103,7 +166,7 @@ impl Hasher for DigestHasher {
     }
 }
 
-type DigestMap<V> = DashMap<KeyHash, V, BuildHasherDefault<DigestHasher>>;
+pub(crate) type DigestMap<V> = DashMap<KeyHash, V, BuildHasherDefault<DigestHasher>>;
 
 /// A key with this hash or id is already in the store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -271,10 +334,11 @@ impl std::fmt::Debug for MemoryKeyStore {
 }
 
 impl KeyStore for MemoryKeyStore {
-    type Lookup = Ready<LookupResult>;
+    /// Never used: the in-memory store always answers now.
+    type Future = Ready<LookupResult>;
 
-    fn lookup(&self, hash: &KeyHash) -> Self::Lookup {
-        ready(Ok(self.inner.by_hash.get(hash).map(|r| Arc::clone(&r))))
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, Self::Future> {
+        Answer::Now(Ok(self.inner.by_hash.get(hash).map(|r| Arc::clone(&r))))
     }
 }
 
@@ -289,7 +353,10 @@ mod tests {
     }
 
     fn lookup_now(store: &MemoryKeyStore, hash: &KeyHash) -> Option<Arc<KeyRecord>> {
-        store.lookup(hash).into_inner().unwrap()
+        match store.lookup(hash) {
+            Answer::Now(found) => found.unwrap(),
+            Answer::Later(_) => panic!("the memory store answers now"),
+        }
     }
 
     #[test]

@@ -14,14 +14,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ark_auth::{
-    generate_key, Access, ArkAuthLayer, AuthenticatedKey, BoxLimit, BoxLookup, Environment,
-    GeneratedKey, KeyHash, KeyRecord, KeyStore, LimiterError, LimiterFailure, MemoryKeyStore,
-    Permission, Permissions, Quota, RateLimiter, RequestHead, StoreError, Token,
+    generate_key, Access, Answer, ArkAuthLayer, AuthenticatedKey, BoxLimit, BoxLookup, Environment,
+    GeneratedKey, KeyHash, KeyRecord, KeyStore, LimitResult, LimiterError, LimiterFailure,
+    LookupResult, MemoryKeyStore, Permission, Permissions, Quota, RateLimiter, RequestHead,
+    StoreError, Token,
 };
 use common::{
     authorization, request, send, spawn, spawn_both, try_send, Flavor, RawResponse, Server, FLAVORS,
 };
 use serde_json::{json, Value};
+use std::future::IntoFuture;
 
 // ---------------------------------------------------------------------------------------
 // Keys and the policy of the test app
@@ -1403,7 +1405,10 @@ struct BadStore {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bad {
+    /// Answers an error at once.
     Error,
+    /// Answers an error from its future.
+    ErrorLater,
     Hang,
     /// Panics in `lookup` itself.
     PanicNow,
@@ -1412,21 +1417,24 @@ enum Bad {
 }
 
 impl KeyStore for BadStore {
-    type Lookup = BoxLookup;
-    fn lookup(&self, hash: &KeyHash) -> BoxLookup {
+    type Future = BoxLookup;
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         if self.poison.is_some_and(|p| p != *hash) {
-            let r = self.inner.lookup(hash).into_inner();
-            return Box::pin(async move { r });
+            let answer = self.inner.lookup(hash);
+            return Answer::Later(Box::pin(answer.into_future()));
         }
         match self.mode {
-            Bad::Error => Box::pin(async { Err(StoreError::new("database is down")) }),
-            Bad::Hang => Box::pin(std::future::pending()),
+            Bad::Error => Answer::Now(Err(StoreError::new("database is down"))),
+            Bad::ErrorLater => {
+                Answer::Later(Box::pin(async { Err(StoreError::new("database is down")) }))
+            }
+            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
             Bad::PanicNow => panic!("test store panics in lookup"),
-            Bad::PanicInFuture => Box::pin(async {
+            Bad::PanicInFuture => Answer::Later(Box::pin(async {
                 tokio::task::yield_now().await;
                 panic!("test store panics in its future")
-            }),
+            })),
         }
     }
 }
@@ -1522,30 +1530,39 @@ async fn panicking_key_store_503_and_the_server_keeps_serving() {
 struct BadLimiter(Bad);
 
 impl BadLimiter {
-    fn check(&self) -> BoxLimit {
+    fn check(&self) -> Answer<LimitResult, BoxLimit> {
         match self.0 {
-            Bad::Error => Box::pin(async { Err(LimiterError::new("redis is down")) }),
-            Bad::Hang => Box::pin(std::future::pending()),
+            Bad::Error => Answer::Now(Err(LimiterError::new("redis is down"))),
+            Bad::ErrorLater => {
+                Answer::Later(Box::pin(async { Err(LimiterError::new("redis is down")) }))
+            }
+            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
             Bad::PanicNow => panic!("test limiter panics"),
-            Bad::PanicInFuture => Box::pin(async {
+            Bad::PanicInFuture => Answer::Later(Box::pin(async {
                 tokio::task::yield_now().await;
                 panic!("test limiter panics in its future")
-            }),
+            })),
         }
     }
 }
 
 impl RateLimiter for BadLimiter {
     type Future = BoxLimit;
-    fn acquire(&self, _key: &str, _quota: Quota) -> BoxLimit {
+    fn acquire(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
         self.check()
     }
-    fn peek(&self, _key: &str, _quota: Quota) -> BoxLimit {
+    fn peek(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
         self.check()
     }
 }
 
-const BAD_MODES: [Bad; 4] = [Bad::Error, Bad::Hang, Bad::PanicNow, Bad::PanicInFuture];
+const BAD_MODES: [Bad; 5] = [
+    Bad::Error,
+    Bad::ErrorLater,
+    Bad::Hang,
+    Bad::PanicNow,
+    Bad::PanicInFuture,
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_rate_limiter_serves_without_rate_headers_by_default() {
