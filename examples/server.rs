@@ -206,30 +206,12 @@ fn route_access(method: &Method, path: &str) -> Access {
     }
 }
 
-/// Percent-decoding as axum's `Path` does it (`%` not followed by two hex digits stays as is).
-/// Invalid UTF-8 is left undecoded: the router refuses such a path segment anyway.
+/// Percent-decoding as axum's `Path` does it (with the same crate). Invalid UTF-8 is left
+/// undecoded: the router refuses such a path segment anyway.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_or_else(|_| s.to_owned(), |d| d.into_owned())
 }
 
 /// The request id of a request (its valid `X-Request-Id`, or a fresh `req_` id).
