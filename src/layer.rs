@@ -552,14 +552,14 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
         checked: Checked,
         record: Arc<KeyRecord>,
         denied: Option<Rejection>,
-        pending: Box<Pending<S, B>>,
+        pending: Pending<S, B>,
     ) -> State<S, B, LF, RF, S::Future>
     where
         S: Service<Request<B>>,
     {
         let Pending {
             mut inner, mut req, ..
-        } = *pending;
+        } = pending;
         match self.decide(checked, record, denied) {
             Decision::Call(key, limit) => {
                 req.extensions_mut().insert(key);
@@ -586,7 +586,7 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
             Err(rejection) => return reject_state(rejection, &pending.req),
         };
         match self.check_limit(&record, denied.is_some()) {
-            Answer::Now(checked) => self.after_limit(checked, record, denied, pending),
+            Answer::Now(checked) => self.after_limit(checked, record, denied, *pending),
             Answer::Later(fut) => State::Limit {
                 fut,
                 pending: Some(pending),
@@ -654,7 +654,7 @@ where
                     let pending = pending.take().expect("limit state holds the request");
                     let record = record.take().expect("limit state holds the key");
                     w.shared
-                        .after_limit(checked, record, denied.take(), pending)
+                        .after_limit(checked, record, denied.take(), *pending)
                 }
             };
             this.state.set(next);
