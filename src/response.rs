@@ -299,6 +299,8 @@ impl Rejection {
         let mut res = Response::new(ArkAuthBody::rejection(Bytes::from(json)));
         *res.status_mut() = code.status();
         let h = res.headers_mut();
+        // At most 7 headers (a 429): sized once, never regrown.
+        h.reserve(8);
         h.insert(
             CONTENT_TYPE,
             const { HeaderValue::from_static("application/json") },
@@ -381,6 +383,9 @@ fn names_len(names: Permissions, sep: &str) -> usize {
 /// once a second) come from a one-entry cache per thread (see [`NumberValues`]); only a
 /// remaining count above 9999 is rendered afresh, with one allocation.
 pub(crate) fn set_rate_limit_headers(h: &mut HeaderMap, d: &RateLimitDecision) {
+    // Room for the three at once: a handler's response with a few headers of its own is not
+    // regrown one insert at a time.
+    h.reserve(3);
     let limit = u64::from(d.limit);
     let [limit, reset] = NUMBER_VALUES
         .try_with(|values| {
