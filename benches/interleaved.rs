@@ -21,19 +21,14 @@
 
 mod reference;
 
-use std::convert::Infallible;
 use std::fmt::Debug;
-use std::future::ready;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Empty;
 use reference::*;
-use tower::{service_fn, Layer, Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
-type Body = Empty<Bytes>;
 type Runner = Box<dyn FnMut(usize) -> Duration>;
 
 /// The timed part: `n` x (poll_ready + call + poll), responses kept (dropped untimed later),
@@ -86,19 +81,6 @@ where
         assert_eq!(out[0].status().as_u16(), expect);
         e
     })
-}
-
-fn inner() -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone {
-    service_fn(|_req: Request<()>| ready(Ok::<_, Infallible>(Response::new(Body::new()))))
-}
-
-#[allow(deprecated)]
-fn bearer_layer(
-    token: &str,
-) -> tower_http::validate_request::ValidateRequestHeaderLayer<
-    tower_http::auth::require_authorization::Bearer<Body>,
-> {
-    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(token)
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {

@@ -11,9 +11,7 @@
 
 mod reference;
 
-use std::convert::Infallible;
 use std::fmt::Debug;
-use std::future::ready;
 use std::hint::black_box;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -23,29 +21,12 @@ use ark_auth::{
     Answer, KeyHash, KeyStore, MemoryKeyStore, MemoryRateLimiter, RateLimiter, RequestId,
     X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
 };
-use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
 use http::header::{HeaderValue, AUTHORIZATION};
 use http::{Request, Response};
-use http_body_util::Empty;
 use reference::*;
-use tower::{service_fn, Layer, Service, ServiceExt};
-
-type Body = Empty<Bytes>;
-
-fn inner() -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone {
-    service_fn(|_req: Request<()>| ready(Ok::<_, Infallible>(Response::new(Body::new()))))
-}
-
-#[allow(deprecated)]
-fn bearer_layer(
-    token: &str,
-) -> tower_http::validate_request::ValidateRequestHeaderLayer<
-    tower_http::auth::require_authorization::Bearer<Body>,
-> {
-    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(token)
-}
+use tower::{Layer, Service, ServiceExt};
 
 /// Checks the status of one call (which also checks that nothing is Pending), then benches
 /// the service on the request templates, rotating over them.

@@ -74,7 +74,10 @@ pub use rate_limit::{
 pub use response::{
     ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };
-pub use store::{Answer, AnswerFuture, BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore, StoreError};
+pub use store::{
+    Answer, AnswerFuture, BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore,
+    StoreError,
+};
 pub use token::{
     bearer_token, parse_authorization, CredentialError, Environment, Token, UnknownEnvironment,
     MAX_BODY_LEN, MIN_BODY_LEN,

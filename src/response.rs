@@ -236,7 +236,10 @@ impl Rejection {
                     u64::from(d.limit),
                     " requests per window",
                 ),
-                Text::Number("Retry after ", d.retry_after_secs(), " seconds"),
+                match d.retry_after_secs() {
+                    1 => Fixed("Retry after 1 second"),
+                    n => Text::Number("Retry after ", n, " seconds"),
+                },
             ),
             Rejection::Unavailable => (
                 Fixed("Authentication is temporarily unavailable"),
@@ -1176,7 +1179,7 @@ H x-ratelimit-limit: 60
 H x-ratelimit-remaining: 0
 H x-ratelimit-reset: 1790000060
 H retry-after: 1
-B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 60 requests per window","suggestion":"Retry after 1 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 60 requests per window","suggestion":"Retry after 1 second"},"meta":{"requestId":"req-Golden_1.x"}}
 CASE rl_frac 429
 H content-type: application/json
 H x-request-id: req-Golden_1.x
@@ -1192,7 +1195,7 @@ H x-ratelimit-limit: 4294967295
 H x-ratelimit-remaining: 0
 H x-ratelimit-reset: 9
 H retry-after: 1
-B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 4294967295 requests per window","suggestion":"Retry after 1 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 4294967295 requests per window","suggestion":"Retry after 1 second"},"meta":{"requestId":"req-Golden_1.x"}}
 CASE rl_big 429
 H content-type: application/json
 H x-request-id: req-Golden_1.x

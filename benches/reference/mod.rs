@@ -434,3 +434,31 @@ pub fn ark_layer(store: MemoryKeyStore) -> ArkAuthLayer<MemoryKeyStore> {
         .require(REQUIRED)
         .default_quota(huge_quota())
 }
+
+// ---------------------------------------------------------------------------------------------
+// the inner services both bench targets wrap
+// ---------------------------------------------------------------------------------------------
+
+/// The response body of every bench stack (works with `ArkAuthBody`).
+pub type Body = http_body_util::Empty<bytes::Bytes>;
+
+/// The bare inner service: answers an empty 200 at once.
+pub fn inner(
+) -> impl Service<Request<()>, Response = Response<Body>, Error = std::convert::Infallible> + Clone
+{
+    tower::service_fn(|_req: Request<()>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(
+            Response::new(Body::new()),
+        ))
+    })
+}
+
+/// tower-http 0.7's (deprecated, not constant-time) bearer check, for comparison.
+#[allow(deprecated)]
+pub fn bearer_layer(
+    token: &str,
+) -> tower_http::validate_request::ValidateRequestHeaderLayer<
+    tower_http::auth::require_authorization::Bearer<Body>,
+> {
+    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(token)
+}
