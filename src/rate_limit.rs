@@ -301,6 +301,17 @@ struct LimiterInner {
     last_sweep: AtomicU64,
 }
 
+impl LimiterInner {
+    /// Drops stale counters, and gives the memory back when the table has become mostly
+    /// empty (after a burst of keys went idle), so idle keys cost nothing.
+    fn sweep(&self, now: u64) {
+        self.keys.retain(|_, st| st.stale_at > now);
+        if self.keys.len() * 4 < self.keys.capacity() {
+            self.keys.shrink_to_fit();
+        }
+    }
+}
+
 impl MemoryRateLimiter {
     /// An empty limiter.
     pub fn new() -> Self {
@@ -321,8 +332,7 @@ impl MemoryRateLimiter {
     /// Drops the counters of keys idle for two windows. Runs by itself; public for tests and
     /// for callers that want to reclaim memory at a moment of their choosing.
     pub fn sweep(&self) {
-        let now = self.inner.clock.now();
-        self.inner.keys.retain(|_, st| st.stale_at > now);
+        self.inner.sweep(self.inner.clock.now());
     }
 
     fn check(&self, key: &KeyHash, quota: Quota, consume: bool) -> RateLimitDecision {
@@ -335,7 +345,7 @@ impl MemoryRateLimiter {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            inner.keys.retain(|_, st| st.stale_at > now);
+            inner.sweep(now);
         }
         let outcome = match inner.keys.get_mut(key) {
             Some(mut st) => st.check(now, quota, consume),
@@ -482,7 +492,13 @@ mod tests {
         drop(l.peek(&never, quota));
         assert_eq!(l.tracked_keys(), 100, "peek stores nothing");
         std::thread::sleep(Duration::from_millis(5));
+        let capacity = l.inner.keys.capacity();
         l.sweep();
         assert_eq!(l.tracked_keys(), 0);
+        assert!(
+            l.inner.keys.capacity() < capacity,
+            "the table gives its memory back ({capacity} -> {})",
+            l.inner.keys.capacity()
+        );
     }
 }

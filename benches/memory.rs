@@ -1,0 +1,100 @@
+//! Memory and allocation counts (deterministic, unlike wall time): bytes per key of the
+//! in-memory store and the in-memory limiter, reclamation of idle limiter state, and heap
+//! allocations per call of the accept path next to a bare service and the reference pipeline.
+//!
+//! run: `cargo bench --bench memory` (N=100000 for a quicker run; default 1 000 000 keys)
+
+mod reference;
+
+use std::alloc::System;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_auth::{Answer, MemoryRateLimiter, Quota, RateLimiter};
+use reference::*;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use tower::Layer;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn net_bytes(region: &Region<'_, System>) -> isize {
+    let c = region.change();
+    c.bytes_allocated as isize - c.bytes_deallocated as isize + c.bytes_reallocated
+}
+
+/// Heap allocations per call of `svc` on `req`, over `calls` calls (responses dropped).
+fn allocs_per_call<S>(mut svc: S, auth: Option<&str>, calls: usize) -> f64
+where
+    S: tower::Service<http::Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let reqs: Vec<_> = (0..calls).map(|_| typical_request(auth)).collect();
+    let region = Region::new(GLOBAL);
+    for req in reqs {
+        drop(ready_call_now(&mut svc, req));
+    }
+    region.change().allocations as f64 / calls as f64
+}
+
+fn main() {
+    let n: u64 = std::env::var("N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+
+    // The store: records (with their id strings) built and moved in; the whole footprint.
+    let region = Region::new(GLOBAL);
+    let store = ark_store(n);
+    let store_bytes = net_bytes(&region);
+    println!(
+        "MemoryKeyStore: {n} keys, {:.0} bytes/key (records, ids, both maps)",
+        store_bytes as f64 / n as f64
+    );
+
+    // The limiter: one active window per key, then all idle and swept.
+    let limiter = MemoryRateLimiter::new();
+    let quota = Quota::new(NonZeroU32::new(10).unwrap(), Duration::from_millis(1));
+    let records = store.records();
+    let region = Region::new(GLOBAL);
+    for r in &records {
+        if let Answer::Later(_) = limiter.acquire(r, quota) {
+            unreachable!("the in-memory limiter answers now");
+        }
+    }
+    let limiter_bytes = net_bytes(&region);
+    println!(
+        "MemoryRateLimiter: {} active keys, {:.0} bytes/active key",
+        limiter.tracked_keys(),
+        limiter_bytes as f64 / records.len() as f64
+    );
+    drop(records);
+    std::thread::sleep(Duration::from_millis(5));
+    let region = Region::new(GLOBAL);
+    limiter.sweep();
+    println!(
+        "after the keys went idle and a sweep: {} tracked keys, {:.0} bytes/key freed",
+        limiter.tracked_keys(),
+        -net_bytes(&region) as f64 / n as f64
+    );
+
+    // Allocations per call.
+    let token = format!("Bearer {}", key_token(0));
+    let calls = 10_000;
+    let bare = allocs_per_call(inner(), Some(&token), calls);
+    let reference = allocs_per_call(
+        ModelAuthLayer {
+            auth: Arc::new(RefAuthenticator::new(1_000)),
+        }
+        .layer(inner()),
+        Some(&token),
+        calls,
+    );
+    let ark = allocs_per_call(ark_layer(store.clone()).layer(inner()), Some(&token), calls);
+    let unknown = format!("Bearer {}", key_token(UNKNOWN_KEY));
+    let ark_401 = allocs_per_call(ark_layer(store).layer(inner()), Some(&unknown), calls);
+    println!(
+        "allocations per call: bare {bare:.2}, reference accept {reference:.2}, ark accept {ark:.2}, ark 401 unknown key {ark_401:.2}"
+    );
+}
