@@ -474,67 +474,10 @@ const fn decimal_len(n: u64) -> usize {
     }
 }
 
-/// `n` in decimal, on the stack.
-struct Decimal {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Decimal {
-    fn new(n: u64) -> Self {
-        // Four digits per division, two per table lookup (as `itoa` does).
-        let mut buf = [b'0'; 20];
-        let mut start = buf.len();
-        let mut n = n;
-        while n >= 10_000 {
-            let rem = (n % 10_000) as usize;
-            n /= 10_000;
-            start -= 4;
-            buf[start..start + 2].copy_from_slice(digit_pair(rem / 100));
-            buf[start + 2..start + 4].copy_from_slice(digit_pair(rem % 100));
-        }
-        let mut n = n as usize; // < 10_000
-        if n >= 100 {
-            start -= 2;
-            buf[start..start + 2].copy_from_slice(digit_pair(n % 100));
-            n /= 100;
-        }
-        if n >= 10 {
-            start -= 2;
-            buf[start..start + 2].copy_from_slice(digit_pair(n));
-        } else {
-            start -= 1;
-            buf[start] = b'0' + n as u8;
-        }
-        Decimal { buf, start }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-/// `"00"` to `"99"`.
-const DIGIT_PAIRS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
-
-/// The two digits of `n` < 100.
-fn digit_pair(n: usize) -> &'static [u8] {
-    &DIGIT_PAIRS[2 * n..2 * n + 2]
-}
-
 fn push_decimal(out: &mut String, n: u64) {
     match small_digits(n) {
         Some(s) => out.push_str(s),
-        None => out.extend(Decimal::new(n).as_bytes().iter().map(|&b| char::from(b))),
+        None => out.push_str(itoa::Buffer::new().format(n)),
     }
 }
 
@@ -549,7 +492,8 @@ fn number_value(n: u64) -> HeaderValue {
 
 fn fresh_number_value(n: u64) -> HeaderValue {
     // Exact-size copy: one allocation. Digits are always a valid value.
-    HeaderValue::from_bytes(Decimal::new(n).as_bytes()).unwrap_or_else(|_| HeaderValue::from(n))
+    HeaderValue::from_bytes(itoa::Buffer::new().format(n).as_bytes())
+        .unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// This thread's last rendered limit above 9999 and reset time, with their values.
