@@ -584,13 +584,9 @@ impl RequestId {
 /// `req_` and the low 80 bits of `n` as 20 lowercase hex digits (`format!("req_{n:020x}")`
 /// for `n < 2^80`).
 fn generated_id(n: u128) -> [u8; 24] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = *b"req_00000000000000000000";
-    let mut n = n;
-    for b in id[4..].iter_mut().rev() {
-        *b = HEX[(n & 0xf) as usize];
-        n >>= 4;
-    }
+    // The low 10 bytes of `n`, big-endian, as 20 hex digits.
+    hex::encode_to_slice(&n.to_be_bytes()[6..], &mut id[4..]).expect("20 digits for 10 bytes");
     id
 }
 
