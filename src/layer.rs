@@ -416,8 +416,16 @@ fn reject_state<S, B, LF, RF, SF>(
     rejection: Rejection,
     req: &Request<B>,
 ) -> State<S, B, LF, RF, SF> {
+    let id = RequestId::from_headers(req.headers());
+    // The code and the request id only: never a header, the path or the query string (a
+    // client may have put its key there).
+    tracing::debug!(
+        code = rejection.code().as_str(),
+        request_id = id.as_str(),
+        "ark-auth: request rejected"
+    );
     State::Reject {
-        rejection: Some((rejection, RequestId::from_headers(req.headers()))),
+        rejection: Some((rejection, id)),
     }
 }
 
