@@ -256,21 +256,21 @@ where
             }
             Err(_) => Err(Failure::Panic),
         };
-        let (record, denied) = match shared.verify(found, &need) {
-            Ok(verified) => verified,
-            Err(rejection) => return ResponseFuture::rejected(rejection, &req),
-        };
-        match shared.check_limit(&record, denied.is_some()) {
-            Answer::Now(checked) => match shared.decide(checked, record, denied) {
-                Decision::Call(key, limit) => {
-                    // Everything was answered synchronously: the inner service that was
-                    // polled ready runs the request, no clone needed.
-                    req.extensions_mut().insert(key);
-                    ResponseFuture::calling(self.inner.call(req), limit)
-                }
-                Decision::Reject(rejection) => ResponseFuture::rejected(rejection, &req),
-            },
-            Answer::Later(fut) => {
+        match shared.authorize(found, &need) {
+            Authorized::Decided(Decision::Call(key, limit)) => {
+                // Everything was answered synchronously: the inner service that was polled
+                // ready runs the request, no clone needed.
+                req.extensions_mut().insert(key);
+                ResponseFuture::calling(self.inner.call(req), limit)
+            }
+            Authorized::Decided(Decision::Reject(rejection)) => {
+                ResponseFuture::rejected(rejection, &req)
+            }
+            Authorized::WaitLimit {
+                fut,
+                record,
+                denied,
+            } => {
                 let pending = self.pending(req, need);
                 ResponseFuture::waiting(
                     State::Limit {
@@ -554,33 +554,25 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
         }
     }
 
-    /// The state after the limiter's answer.
-    fn after_limit<S, B, LF, RF>(
-        &self,
-        checked: Checked,
-        record: Arc<KeyRecord>,
-        denied: Option<Rejection>,
-        pending: Pending<S, B>,
-    ) -> State<S, B, LF, RF, S::Future>
-    where
-        S: Service<Request<B>>,
-    {
-        let Pending {
-            mut inner, mut req, ..
-        } = pending;
-        match self.decide(checked, record, denied) {
-            Decision::Call(key, limit) => {
-                req.extensions_mut().insert(key);
-                State::Call {
-                    fut: inner.call(req),
-                    limit,
-                }
-            }
-            Decision::Reject(rejection) => reject_state(rejection, &req),
+    /// Everything after the store's answer that can be decided now: the 401/503, or the
+    /// limiter's verdict when it answers at once; otherwise the limiter's future. Shared by
+    /// the synchronous path in `call` and the asynchronous one in the response future.
+    fn authorize(&self, found: Found, need: &Need) -> Authorized<L::Future> {
+        let (record, denied) = match self.verify(found, need) {
+            Ok(verified) => verified,
+            Err(rejection) => return Authorized::Decided(Decision::Reject(rejection)),
+        };
+        match self.check_limit(&record, denied.is_some()) {
+            Answer::Now(checked) => Authorized::Decided(self.decide(checked, record, denied)),
+            Answer::Later(fut) => Authorized::WaitLimit {
+                fut,
+                record,
+                denied,
+            },
         }
     }
 
-    /// The state after the store's answer.
+    /// The state after the store's answer, for a parked request.
     fn after_lookup<S, B>(
         &self,
         found: Found,
@@ -589,19 +581,49 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
     where
         S: Service<Request<B>>,
     {
-        let (record, denied) = match self.verify(found, &pending.need) {
-            Ok(verified) => verified,
-            Err(rejection) => return reject_state(rejection, &pending.req),
-        };
-        match self.check_limit(&record, denied.is_some()) {
-            Answer::Now(checked) => self.after_limit(checked, record, denied, *pending),
-            Answer::Later(fut) => State::Limit {
+        match self.authorize(found, &pending.need) {
+            Authorized::Decided(decision) => enter(decision, *pending),
+            Authorized::WaitLimit {
+                fut,
+                record,
+                denied,
+            } => State::Limit {
                 fut,
                 pending: Some(pending),
                 record: Some(record),
                 denied,
             },
         }
+    }
+}
+
+/// Where a request stands once the store has answered.
+enum Authorized<RF> {
+    Decided(Decision),
+    WaitLimit {
+        fut: RF,
+        record: Arc<KeyRecord>,
+        denied: Option<Rejection>,
+    },
+}
+
+/// The state a parked request enters once decided: the inner call, or the rejection.
+fn enter<S, B, LF, RF>(decision: Decision, pending: Pending<S, B>) -> State<S, B, LF, RF, S::Future>
+where
+    S: Service<Request<B>>,
+{
+    let Pending {
+        mut inner, mut req, ..
+    } = pending;
+    match decision {
+        Decision::Call(key, limit) => {
+            req.extensions_mut().insert(key);
+            State::Call {
+                fut: inner.call(req),
+                limit,
+            }
+        }
+        Decision::Reject(rejection) => reject_state(rejection, &req),
     }
 }
 
@@ -661,8 +683,7 @@ where
                     ));
                     let pending = pending.take().expect("limit state holds the request");
                     let record = record.take().expect("limit state holds the key");
-                    w.shared
-                        .after_limit(checked, record, denied.take(), *pending)
+                    enter(w.shared.decide(checked, record, denied.take()), *pending)
                 }
             };
             this.state.set(next);
