@@ -64,6 +64,25 @@ impl ErrorCode {
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
+
+    /// The gRPC status code that goes with the code, for callers speaking gRPC:
+    /// 16 `UNAUTHENTICATED`, 7 `PERMISSION_DENIED`, 8 `RESOURCE_EXHAUSTED`, 14 `UNAVAILABLE`.
+    ///
+    /// ```
+    /// use ark_auth::ErrorCode;
+    /// assert_eq!(ErrorCode::InvalidApiKey.grpc_status(), 16);
+    /// assert_eq!(ErrorCode::RateLimitExceeded.grpc_status(), 8);
+    /// ```
+    pub const fn grpc_status(self) -> u8 {
+        match self {
+            ErrorCode::AuthenticationRequired
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::ExpiredApiKey => 16,
+            ErrorCode::PermissionDenied => 7,
+            ErrorCode::RateLimitExceeded => 8,
+            ErrorCode::ServiceUnavailable => 14,
+        }
+    }
 }
 
 /// Why the layer answered a request itself.
@@ -294,21 +313,27 @@ impl Rejection {
         }
     }
 
-    /// The JSON response for this rejection.
-    pub(crate) fn into_response<B>(self, request_id: &RequestId) -> Response<ArkAuthBody<B>> {
+    /// The response for this rejection: the JSON envelope, or the gRPC form when the caller
+    /// speaks gRPC.
+    pub(crate) fn into_response<B>(self, reply: &Reply) -> Response<ArkAuthBody<B>> {
         let code = self.code();
         let (message, suggestion) = self.texts();
-        let json = json_body(code, message, suggestion, request_id.as_str());
-        let mut res = Response::new(ArkAuthBody::rejection(Bytes::from(json)));
-        *res.status_mut() = code.status();
+        let mut res = match reply.grpc {
+            None => {
+                let json = json_body(code, message, suggestion, reply.id.as_str());
+                let mut res = Response::new(ArkAuthBody::rejection(Bytes::from(json)));
+                *res.status_mut() = code.status();
+                res.headers_mut().reserve(8);
+                res.headers_mut().insert(
+                    CONTENT_TYPE,
+                    const { HeaderValue::from_static("application/json") },
+                );
+                res
+            }
+            Some(grpc) => grpc_response(grpc, code, message),
+        };
         let h = res.headers_mut();
-        // At most 7 headers (a 429): sized once, never regrown.
-        h.reserve(8);
-        h.insert(
-            CONTENT_TYPE,
-            const { HeaderValue::from_static("application/json") },
-        );
-        h.insert(X_REQUEST_ID.clone(), request_id.header_value());
+        h.insert(X_REQUEST_ID.clone(), reply.id.header_value());
         if let Some(v) = self.www_authenticate() {
             h.insert(WWW_AUTHENTICATE, v);
         }
@@ -329,6 +354,100 @@ impl Rejection {
         }
         res
     }
+}
+
+/// How the layer answers one request it refuses: the request's id, and whether the caller
+/// speaks gRPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    id: RequestId,
+    grpc: Option<Grpc>,
+}
+
+impl Reply {
+    pub(crate) fn for_request(headers: &HeaderMap) -> Self {
+        Reply {
+            id: RequestId::from_headers(headers),
+            grpc: Grpc::of(headers),
+        }
+    }
+
+    pub(crate) fn id(&self) -> &RequestId {
+        &self.id
+    }
+}
+
+/// A gRPC caller (its `Content-Type` is `application/grpc…`), which reads errors from the
+/// `grpc-status` and `grpc-message` of a trailers-only response, not from the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grpc {
+    /// `application/grpc`, `application/grpc+proto`, …
+    Http2,
+    /// `application/grpc-web…`: the same trailers-only form, in its own content type.
+    Web,
+}
+
+impl Grpc {
+    fn of(headers: &HeaderMap) -> Option<Grpc> {
+        let v = headers.get(CONTENT_TYPE)?.as_bytes();
+        let rest = v.strip_prefix(b"application/grpc")?;
+        match rest.first() {
+            None | Some(b'+' | b';') => Some(Grpc::Http2),
+            Some(b'-') if rest.starts_with(b"-web") => Some(Grpc::Web),
+            _ => None,
+        }
+    }
+}
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// A trailers-only gRPC response: HTTP 200, `grpc-status` and `grpc-message` in the headers,
+/// no body (the gRPC over HTTP/2 protocol's form for a call that fails before any message).
+fn grpc_response<B>(grpc: Grpc, code: ErrorCode, message: Text) -> Response<ArkAuthBody<B>> {
+    let mut res = Response::new(ArkAuthBody::empty());
+    let h = res.headers_mut();
+    h.reserve(10);
+    h.insert(
+        CONTENT_TYPE,
+        match grpc {
+            Grpc::Http2 => const { HeaderValue::from_static("application/grpc") },
+            Grpc::Web => const { HeaderValue::from_static("application/grpc-web+proto") },
+        },
+    );
+    h.insert(
+        GRPC_STATUS.clone(),
+        match code {
+            ErrorCode::AuthenticationRequired
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::ExpiredApiKey => const { HeaderValue::from_static("16") },
+            ErrorCode::PermissionDenied => const { HeaderValue::from_static("7") },
+            ErrorCode::RateLimitExceeded => const { HeaderValue::from_static("8") },
+            ErrorCode::ServiceUnavailable => const { HeaderValue::from_static("14") },
+        },
+    );
+    let mut text = String::with_capacity(message.len());
+    message.push_to(&mut text);
+    if let Ok(v) = HeaderValue::try_from(grpc_percent_encode(&text)) {
+        h.insert(GRPC_MESSAGE.clone(), v);
+    }
+    res
+}
+
+/// `grpc-message` encoding: bytes outside `0x20..=0x7E`, and `%`, as `%XX`.
+fn grpc_percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if (0x20..=0x7E).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
 }
 
 /// The error envelope of contract section 3, in this key order:
@@ -910,7 +1029,7 @@ mod tests {
             required: Permission::DomainsManage | Permission::WebhooksManage,
             limit: None,
         };
-        let res = r.into_response::<()>(&RequestId::generate());
+        let res = r.into_response::<()>(&Reply::for_request(&HeaderMap::new()));
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             res.headers()[WWW_AUTHENTICATE],
@@ -1016,10 +1135,10 @@ mod tests {
         ]
     }
 
-    fn golden_request_id() -> RequestId {
+    fn golden_reply() -> Reply {
         let mut h = HeaderMap::new();
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("req-Golden_1.x"));
-        RequestId::from_headers(&h)
+        Reply::for_request(&h)
     }
 
     fn body_of(res: Response<ArkAuthBody<Empty<Bytes>>>) -> (http::response::Parts, String) {
@@ -1153,10 +1272,10 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
 
     #[test]
     fn responses_are_byte_for_byte_the_previous_ones() {
-        let id = golden_request_id();
+        let reply = golden_reply();
         let mut out = String::new();
         for (name, r) in cases() {
-            let (parts, body) = body_of(r.into_response(&id));
+            let (parts, body) = body_of(r.into_response(&reply));
             out.push_str(&format!("CASE {name} {}\n", parts.status.as_u16()));
             for (k, v) in &parts.headers {
                 out.push_str(&format!("H {k}: {}\n", v.to_str().unwrap()));
@@ -1170,13 +1289,67 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
     }
 
     #[test]
+    fn grpc_callers_are_recognised_by_content_type() {
+        let grpc = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            Grpc::of(&h)
+        };
+        assert_eq!(grpc("application/grpc"), Some(Grpc::Http2));
+        assert_eq!(grpc("application/grpc+proto"), Some(Grpc::Http2));
+        assert_eq!(grpc("application/grpc;charset=utf-8"), Some(Grpc::Http2));
+        assert_eq!(grpc("application/grpc-web"), Some(Grpc::Web));
+        assert_eq!(grpc("application/grpc-web-text"), Some(Grpc::Web));
+        assert_eq!(grpc("application/grpcx"), None);
+        assert_eq!(grpc("application/grpc-other"), None);
+        assert_eq!(grpc("application/json"), None);
+        assert_eq!(grpc("APPLICATION/GRPC"), None);
+        assert_eq!(Grpc::of(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn grpc_rejections_are_trailers_only_with_the_status_and_message() {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("rid-1"));
+        let reply = Reply::for_request(&h);
+        for (name, r) in cases() {
+            let code = r.code();
+            let (message, _) = r.texts();
+            let limit = r.limit().copied();
+            let (parts, body) = body_of(r.into_response(&reply));
+            assert_eq!(parts.status, StatusCode::OK, "{name}");
+            assert_eq!(parts.headers[CONTENT_TYPE], "application/grpc", "{name}");
+            assert_eq!(
+                parts.headers["grpc-status"],
+                code.grpc_status().to_string().as_str(),
+                "{name}"
+            );
+            assert_eq!(parts.headers["grpc-message"], message.render().as_str());
+            assert_eq!(parts.headers[&X_REQUEST_ID], "rid-1", "{name}");
+            assert_eq!(body, "", "{name}: trailers-only, no message");
+            if let Some(d) = limit {
+                assert_rate_limit_headers(&parts.headers, &d);
+            }
+        }
+    }
+
+    #[test]
+    fn grpc_message_percent_encoding() {
+        assert_eq!(grpc_percent_encode("plain text: ok"), "plain text: ok");
+        assert_eq!(grpc_percent_encode("100%"), "100%25");
+        assert_eq!(grpc_percent_encode("a\nb\u{e9}"), "a%0Ab%C3%A9");
+    }
+
+    #[test]
     fn bodies_are_the_json_envelope() {
-        for id in [golden_request_id(), RequestId::generate()] {
+        for reply in [golden_reply(), Reply::for_request(&HeaderMap::new())] {
+            let id = &reply.id;
             for (name, r) in cases() {
                 let (code, (message, suggestion)) = (r.code(), r.texts());
                 assert_eq!(message.render().len(), message.len(), "{name}");
                 assert_eq!(suggestion.render().len(), suggestion.len(), "{name}");
-                let (parts, body) = body_of(r.into_response(&id));
+                let (parts, body) = body_of(r.into_response(&reply));
                 assert_eq!(parts.status, code.status(), "{name}");
                 assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
                 assert_eq!(parts.headers[&X_REQUEST_ID], id.as_str());
