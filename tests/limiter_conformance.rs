@@ -637,3 +637,27 @@ async fn hung_redis_costs_at_most_the_timeout() {
     eprintln!("redis resumed: limiter recovered after {recovered:?}");
     fx.expect_limited().await;
 }
+
+/// A service started while Redis is down (`connect_lazy`) serves per its failure policy and
+/// starts limiting once Redis comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_startup_then_up() {
+    let Some(mut redis) = OwnRedis::start() else {
+        return;
+    };
+    redis.kill();
+    let limiter = RedisRateLimiter::connect_lazy(&redis.url()).expect("a valid URL");
+    assert!(
+        RedisRateLimiter::connect(&redis.url()).await.is_err(),
+        "connect (not lazy) fails while Redis is down"
+    );
+    let fx = OutageFixture::new(limiter).await;
+    let slowest = fx.expect_failure_policies().await;
+    eprintln!("redis down at startup: slowest answer {slowest:?}");
+    assert!(slowest < Duration::from_millis(1000), "{slowest:?}");
+
+    redis.spawn().expect("start redis-server");
+    let recovered = fx.wait_recovery().await;
+    eprintln!("redis up: limiter working after {recovered:?}");
+    fx.expect_limited().await;
+}
