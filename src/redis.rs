@@ -54,7 +54,8 @@
 //! # Connection
 //!
 //! One multiplexed connection per limiter (clones share it): requests are pipelined on one
-//! socket, so no pool is needed.
+//! socket, so no pool is needed. Needs Redis 5 or later (or a compatible server such as
+//! Valkey) and a tokio runtime with timers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -357,7 +358,10 @@ impl Breaker {
     }
 
     fn success(&self) {
-        if self.open_until.swap(0, Ordering::Relaxed) != 0 {
+        // A load first: no write to the shared line on the healthy path.
+        if self.open_until.load(Ordering::Relaxed) != 0
+            && self.open_until.swap(0, Ordering::Relaxed) != 0
+        {
             tracing::info!("ark-auth: redis rate limiter reachable again");
         }
     }
