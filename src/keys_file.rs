@@ -78,10 +78,10 @@ fn file_error(reason: impl Into<String>) -> KeysFileError {
 /// when dropped.
 pub fn load(path: impl AsRef<Path>) -> Result<Vec<KeyRecord>, KeysFileError> {
     let path = path.as_ref();
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| file_error(format!("cannot read {}: {e}", path.display())))?,
-    );
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        let shown = path.display().to_string();
+        scrub(file_error(format!("cannot read {shown}: {e}")), &shown)
+    })?);
     parse(&text)
 }
 
