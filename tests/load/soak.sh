@@ -80,6 +80,7 @@ curl -fsS "http://$ADDR/health" >/dev/null || { cat "$work/server.err"; echo "FA
 test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ARK_VALID" "http://$ADDR/v1/limits")" = 200
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
+rss_launch=$(rss_kb)
 
 fail=0
 # Runs wrk; checks statuses and socket errors; sets TOTAL_REQUESTS and DURATION_US.
@@ -154,7 +155,7 @@ for k in "$ARK_VALID" "$ARK_REVOKED" "$ARK_LIMITED" "$ARK_READONLY"; do
 done
 
 echo "== soak summary"
-echo "   RSS: soak start ${rss_start} kB, soak end ${rss_end} kB; flood before ${rss_before_flood} kB, after ${rss_after_flood} kB"
+echo "   RSS: at launch ${rss_launch} kB; soak start ${rss_start} kB, soak end ${rss_end} kB; flood before ${rss_before_flood} kB, after ${rss_after_flood} kB"
 if [ "$fail" -ne 0 ]; then
   echo "soak: FAILED"
   exit 1
