@@ -74,9 +74,16 @@ impl Service<Request<()>> for Inner {
     }
 }
 
+struct NoopWaker;
+
+impl std::task::Wake for NoopWaker {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
 /// The synchronous path (in-memory store and limiter) is ready at once.
 fn poll_now<F: Future>(fut: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
+    let waker = Waker::from(std::sync::Arc::new(NoopWaker));
+    let mut cx = Context::from_waker(&waker);
     match pin!(fut).poll(&mut cx) {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("the in-memory path returned Pending"),
