@@ -153,9 +153,9 @@ async fn client_disconnecting_while_the_store_is_pending_never_reaches_the_handl
         )
         .into_bytes();
         for (raw, cancels) in [(complete, true), (partial_body, false)] {
+            let before = store.started.load(Ordering::SeqCst);
             let mut stream = TcpStream::connect(srv.addr).await.unwrap();
             stream.write_all(&raw).await.unwrap();
-            let before = store.started.load(Ordering::SeqCst);
             wait_for(
                 "the lookup to start",
                 || store.started.load(Ordering::SeqCst) > before,
