@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::permission::Permissions;
 use crate::rate_limit::RateLimitDecision;
@@ -321,9 +322,22 @@ impl fmt::Debug for AuthenticatedKey {
 }
 
 /// The plaintext of a freshly generated key. Shown once; `Debug`/`Display` show only the
-/// prefix.
+/// prefix. Its buffer is zeroed when dropped ([`ZeroizeOnDrop`]).
+///
+/// ```
+/// fn zeroed_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+/// zeroed_on_drop::<ark_auth::PlaintextKey>();
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlaintextKey(String);
+
+impl Drop for PlaintextKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for PlaintextKey {}
 
 impl PlaintextKey {
     /// The whole token, to hand to the key's owner once.
@@ -373,11 +387,14 @@ pub const GENERATED_BODY_LEN: usize = 32;
 /// ```
 pub fn generate_key(environment: Environment) -> Result<GeneratedKey, KeyGenError> {
     const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut token = String::with_capacity(crate::token::PREFIX_LEN + GENERATED_BODY_LEN);
+    // Zeroed on every exit: the token being built and the random bytes it is drawn from.
+    let mut token = Zeroizing::new(String::with_capacity(
+        crate::token::PREFIX_LEN + GENERATED_BODY_LEN,
+    ));
     token.push_str(environment.prefix());
-    let mut buf = [0u8; 64];
+    let mut buf = Zeroizing::new([0u8; 64]);
     while token.len() < crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
-        getrandom::fill(&mut buf).map_err(|_| KeyGenError)?;
+        getrandom::fill(&mut buf[..]).map_err(|_| KeyGenError)?;
         // Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for b < 248.
         for &b in buf.iter().filter(|&&b| b < 248) {
             if token.len() == crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
@@ -395,7 +412,8 @@ pub fn generate_key(environment: Environment) -> Result<GeneratedKey, KeyGenErro
         environment,
     );
     Ok(GeneratedKey {
-        plaintext: PlaintextKey(token),
+        // Moves the buffer (no copy) and leaves an empty string behind.
+        plaintext: PlaintextKey(std::mem::take(&mut *token)),
         record,
     })
 }

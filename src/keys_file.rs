@@ -37,6 +37,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use crate::key::{KeyHash, KeyRecord};
 use crate::permission::Permissions;
@@ -73,11 +74,14 @@ fn file_error(reason: impl Into<String>) -> KeysFileError {
     }
 }
 
-/// Reads and parses a keys file.
+/// Reads and parses a keys file. The file's text (which may hold plaintext keys) is zeroed
+/// when dropped.
 pub fn load(path: impl AsRef<Path>) -> Result<Vec<KeyRecord>, KeysFileError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| file_error(format!("cannot read {}: {e}", path.display())))?;
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        let shown = path.display().to_string();
+        scrub(file_error(format!("cannot read {shown}: {e}")), &shown)
+    })?);
     parse(&text)
 }
 
@@ -103,8 +107,16 @@ struct Entry {
     metadata: Option<Value>,
 }
 
-/// Parses the text of a keys file into records (plaintext keys hashed here).
+/// Parses the text of a keys file into records (plaintext keys hashed here; the decoded
+/// plaintexts are zeroed once hashed).
+///
+/// An error never repeats any 8 or more characters of a key found in the file, whichever
+/// field it was put in (they are cut out of the message as `…`).
 pub fn parse(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
+    parse_records(json).map_err(|e| scrub(e, json))
+}
+
+fn parse_records(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
     // serde_json's syntax errors give a line and column, never the text.
     let file: File = serde_json::from_str(json).map_err(|e| {
         let what = if e.is_data() {
@@ -146,6 +158,79 @@ pub fn parse(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
     Ok(records)
 }
 
+/// Runs of 8 or more characters a keys-file error must not repeat: every string under a
+/// `key` field, and every `ark_live_`/`ark_test_` word anywhere in the text.
+fn secrets_in(json: &str) -> Vec<Zeroizing<String>> {
+    let mut out = Vec::new();
+    for prefix in ["ark_live_", "ark_test_"] {
+        for (i, _) in json.match_indices(prefix) {
+            let rest = &json[i + prefix.len()..];
+            let n = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            out.push(Zeroizing::new(rest[..n].to_owned()));
+        }
+    }
+    if let Ok(Value::Object(file)) = serde_json::from_str::<Value>(json) {
+        if let Some(Value::Array(keys)) = file.get("keys") {
+            for entry in keys {
+                if let Some(Value::String(k)) = entry.get("key") {
+                    out.push(Zeroizing::new(k.clone()));
+                }
+            }
+        }
+    }
+    out.retain(|s| s.len() >= SCRUB_WINDOW);
+    out
+}
+
+/// Shortest run of a secret that an error must not repeat.
+const SCRUB_WINDOW: usize = 8;
+
+/// Replaces every part of `text` that repeats 8+ characters of a secret with `…`.
+fn scrub_text(text: &str, secrets: &[Zeroizing<String>]) -> String {
+    let bytes = text.as_bytes();
+    let mut hidden = vec![false; bytes.len()];
+    for secret in secrets {
+        for window in secret.as_bytes().windows(SCRUB_WINDOW) {
+            let mut from = 0;
+            while let Some(at) = bytes[from..]
+                .windows(SCRUB_WINDOW)
+                .position(|w| w == window)
+            {
+                let start = from + at;
+                hidden[start..start + SCRUB_WINDOW].fill(true);
+                from = start + 1;
+            }
+        }
+    }
+    if !hidden.contains(&true) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_hidden = false;
+    for (i, c) in text.char_indices() {
+        if hidden[i..i + c.len_utf8()].contains(&true) {
+            if !in_hidden {
+                out.push('…');
+            }
+            in_hidden = true;
+        } else {
+            out.push(c);
+            in_hidden = false;
+        }
+    }
+    out
+}
+
+fn scrub(mut e: KeysFileError, json: &str) -> KeysFileError {
+    let secrets = secrets_in(json);
+    if secrets.is_empty() {
+        return e;
+    }
+    e.reason = scrub_text(&e.reason, &secrets);
+    e.name = e.name.map(|n| scrub_text(&n, &secrets));
+    e
+}
+
 fn string(v: &Value, field: &str) -> Result<String, String> {
     v.as_str()
         .map(str::to_owned)
@@ -156,7 +241,7 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
     if !value.is_object() {
         return Err("must be an object".into());
     }
-    let e: Entry = serde_json::from_value(value).map_err(|e| {
+    let mut e: Entry = serde_json::from_value(value).map_err(|e| {
         // Unknown-field errors name the field, never a value.
         let msg = e.to_string();
         if msg.starts_with("unknown field") {
@@ -176,11 +261,16 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
         ),
         None => None,
     };
-    let mut record = match (&e.key, &e.hash) {
+    // The plaintext, moved out of the JSON value so that it is zeroed when dropped.
+    let key = e.key.take().map(|v| match v {
+        Value::String(s) => Some(Zeroizing::new(s)),
+        _ => None,
+    });
+    let mut record = match (&key, &e.hash) {
         (Some(_), Some(_)) => return Err("has both `key` and `hash`; give one".into()),
         (None, None) => return Err("needs `key` (plaintext) or `hash`".into()),
         (Some(k), None) => {
-            let k = k.as_str().ok_or("`key` must be a string")?;
+            let k = k.as_deref().ok_or("`key` must be a string")?;
             let token = Token::parse(k).ok_or(
                 "`key` is not a valid API key (ark_live_ or ark_test_ followed by 16 to 128 letters and digits)",
             )?;
@@ -385,6 +475,38 @@ mod tests {
         assert!(parse(r#"{"keys": 1}"#).is_err());
         assert!(parse(r#"{"keys": [], "extra": 1}"#).is_err());
         assert_eq!(parse(r#"{"keys": []}"#).unwrap().len(), 0);
+    }
+
+    /// Found by fuzzing: a key pasted into another field (a permission, an id) came back
+    /// in the error message.
+    #[test]
+    fn errors_never_repeat_a_key_from_any_field() {
+        let body = &K[9..];
+        for c in [
+            format!(r#"{{"key": "{K}", "permissions": ["{body}"]}}"#),
+            format!(
+                r#"{{"key": "{K}", "permissions": ["emails:{}"]}}"#,
+                &body[..8]
+            ),
+            format!(
+                r#"{{"key": "{K}", "id": "{K}", "permissions": []}}, {{"key": "ark_test_zz{body}", "id": "{K}", "permissions": []}}"#
+            ),
+            format!(r#"{{"key": "ark_live_{body}", "permissions": ["{K}"]}}"#),
+        ] {
+            let e = one(&c).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            for w in body.as_bytes().windows(8) {
+                let w = std::str::from_utf8(w).unwrap();
+                assert!(!shown.contains(w), "{w} in {shown}");
+            }
+            assert!(shown.contains('…'), "{shown}");
+        }
+        // Errors without a key in them are unchanged.
+        let e = one(r#"{"key": 5, "name": "n", "permissions": []}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "keys file entry 0 (\"n\"): `key` must be a string"
+        );
     }
 
     #[test]

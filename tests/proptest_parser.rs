@@ -5,6 +5,10 @@
 //!   value.
 //! - Arbitrary bytes never panic, and whatever is accepted fits the grammar exactly
 //!   (checked by hand: prefix, body charset, length) and is the value's last word.
+//! - On values built from pieces of the grammar, the parser agrees exactly with an
+//!   independent model of the contract's rule (accepts iff the model does, same token);
+//!   bare tokens parse iff they fit the grammar; a second `Authorization` header is always
+//!   refused.
 
 use ark_auth::{
     parse_authorization, CredentialError, Environment, Token, MAX_BODY_LEN, MIN_BODY_LEN,
@@ -126,6 +130,79 @@ proptest! {
             prop_assert!(fits_grammar(t.expose_secret().as_bytes()));
             prop_assert!(matches!(byte, b' ' | b'\t') && (i == start || i == value.len() - 1), "{value:?}");
         }
+    }
+}
+
+/// The contract's acceptance rule written independently: trimmed of spaces/tabs, `bearer`
+/// in any case, one space, more spaces, then a grammar-valid token and nothing else.
+fn model(value: &[u8]) -> Option<&[u8]> {
+    let v = value.trim_ascii_matches();
+    if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bearer") || v[6] != b' ' {
+        return None;
+    }
+    let token = &v[6..];
+    let token = &token[token.iter().take_while(|&&b| b == b' ').count()..];
+    fits_grammar(token).then_some(token)
+}
+
+/// Bytes near the grammar: pieces of valid values and the bytes that matter at its edges.
+fn near_grammar() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"Bearer".to_vec()),
+        Just(b"bearer".to_vec()),
+        Just(b"BEARER".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\t".to_vec()),
+        Just(b"ark_live_".to_vec()),
+        Just(b"ark_test_".to_vec()),
+        Just(b"ark_".to_vec()),
+        Just(b"live".to_vec()),
+        Just(b"_".to_vec()),
+        "[A-Za-z0-9]{1,40}".prop_map(String::into_bytes),
+        "[A-Za-z0-9]{16,128}".prop_map(String::into_bytes),
+        any::<u8>().prop_map(|b| vec![b]),
+    ];
+    proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// The parser agrees exactly with the independent model: it accepts precisely what
+    /// the model accepts, and then yields precisely the model's token.
+    #[test]
+    fn parser_agrees_with_an_independent_model(value in near_grammar()) {
+        let parsed = parse_authorization(&value).ok().map(|t| t.expose_secret().as_bytes());
+        prop_assert_eq!(parsed, model(&value), "{:?}", String::from_utf8_lossy(&value));
+    }
+
+    /// A bare token parses iff it fits the grammar, and round-trips unchanged.
+    #[test]
+    fn bare_tokens_parse_iff_they_fit_the_grammar(value in near_grammar()) {
+        let parsed = Token::parse_bytes(&value);
+        prop_assert_eq!(parsed.is_some(), fits_grammar(&value));
+        if let Some(t) = parsed {
+            prop_assert_eq!(t.expose_secret().as_bytes(), value.as_slice());
+        }
+    }
+
+    /// Through a header map: one header parses like its value; any second one is refused,
+    /// whatever the values.
+    #[test]
+    fn one_header_parses_like_its_value_and_two_are_refused(
+        first in near_grammar(),
+        second in near_grammar(),
+    ) {
+        use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
+        let (Ok(a), Ok(b)) = (HeaderValue::from_bytes(&first), HeaderValue::from_bytes(&second))
+        else {
+            return Ok(());
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, a.clone());
+        prop_assert_eq!(ark_auth::bearer_token(&headers), parse_authorization(a.as_bytes()));
+        headers.append(AUTHORIZATION, b);
+        prop_assert_eq!(ark_auth::bearer_token(&headers), Err(CredentialError::MultipleHeaders));
     }
 }
 
