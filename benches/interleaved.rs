@@ -126,12 +126,10 @@ fn main() {
     let reference = || ModelAuthLayer {
         auth: Arc::new(RefAuthenticator::new(100_000)),
     };
+    let store100k = std::cell::OnceCell::new();
+    let store = || store100k.get_or_init(|| ark_store(100_000)).clone();
     let ark100k = std::cell::OnceCell::new();
-    let ark = || {
-        ark100k
-            .get_or_init(|| ark_layer(ark_store(100_000)))
-            .clone()
-    };
+    let ark = || ark100k.get_or_init(|| ark_layer(store())).clone();
     let reject = |tokens: Vec<Request<()>>, status: u16| -> Build<'_> {
         Box::new(move || stack_runner(ark().layer(inner()), tokens, status, d))
     };
@@ -199,10 +197,18 @@ fn main() {
             reject(vec![bearer_request(&key_token(NO_PERMISSION_KEY))], 403),
         ),
         ("10_ark_429_rate_limited", {
-            // exhaust the 1/s key's quota before the measurement
-            let t = vec![bearer_request(&key_token(TINY_QUOTA_KEY))];
+            // a layer of its own whose default quota is 1 per hour (key 1 has no quota of its
+            // own), exhausted before the measurement: no request of the run gets through,
+            // however slowly it runs (under valgrind, a 1/s key lets one through every second)
+            let t = vec![bearer_request(&key_token(1))];
             Box::new(move || {
-                let mut svc = ark().layer(inner());
+                let layer = ark_auth::ArkAuthLayer::new(store())
+                    .require(REQUIRED)
+                    .default_quota(ark_auth::Quota::new(
+                        std::num::NonZeroU32::MIN,
+                        Duration::from_secs(3600),
+                    ));
+                let mut svc = layer.layer(inner());
                 let _ = ready_call_now(&mut svc, t[0].clone());
                 stack_runner(svc, t, 429, d)
             })
