@@ -48,17 +48,15 @@ def name(i):
     s = ftbl[i]
     s = re.sub(r"^0x[0-9A-F]+: ", "", s)
     return s
-# allocator plumbing and generic glue not worth showing as "the site"
-SKIP = re.compile(r"^(malloc|calloc|realloc|alloc::|__rust|__rdl|std::alloc|<alloc::|core::ptr::|"
-                  r"hashbrown::raw::alloc|<hashbrown::raw::alloc)")
 sites = []
 for pp in d["pps"]:
     frames = [name(i) for i in pp["fs"]]
     inside = [i for i, f in enumerate(frames) if "timed_batch" in f]
     if not inside:
         continue
-    frames = frames[:inside[0]]
-    shown = [f for f in frames if not SKIP.match(f)][:6]
+    frames = [f for f in frames[1:inside[0]] if "(library/" not in f and not f.startswith("UnknownInlinedFun")]
+    # the allocating call, then the frames of http and ark-auth that led to it
+    shown = frames[:1] + [f for f in frames[1:] if "http::" in f or "ark_auth" in f][:4]
     sites.append((pp["tbk"], pp["tb"], shown))
 sites.sort(key=lambda s: -s[0])
 blocks = sum(s[0] for s in sites)
@@ -69,7 +67,7 @@ for tbk, tb, shown in sites:
         continue
     print(f"- {tbk / calls:.2f}/call, {tb / max(tbk, 1):.0f} B each:")
     for f in shown:
-        print(f"    {f[:200]}")
+        print(f"    {f[:160]}")
 EOF
     done
     exit 0

@@ -20,7 +20,10 @@
 #      PORT (3931), RUST_LOG (warn: the demo server logs every request at INFO to stderr, which
 #      costs the same on both routes and is not what is measured; RUST_LOG=info to include it),
 #      ROUTES (space-separated paths; the first is the baseline of the ratios),
-#      NO_BUILD=1 (use the existing target/release/examples/server).
+#      NO_BUILD=1 (use the existing target/release/examples/server),
+#      CALLGRIND=1 (instead of the wrk rounds: the server under valgrind's callgrind, one run
+#      per route, instructions per request and of it the layer's and the handler's; CG_DUR
+#      seconds of wrk each, default 10; deterministic, unlike the wall-clock rounds).
 # Needs: wrk (installed from Debian if missing), taskset (util-linux), curl or python3 for the
 # sanity checks (curl is used; installed from Debian if missing).
 #
@@ -127,6 +130,51 @@ run() {
     awk -v rps="$rps" -v p50="$p50" -v p99="$p99" -v d="$((c1 - c0))" -v tick="$TICK" -v n="$total" \
         'BEGIN { printf "%s %s %s %.4f %d\n", rps, p50, p99, d / tick / n * 1e6, n }'
 }
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    # Deterministic backing: instructions per request of the server itself, per route. One
+    # server under callgrind per route (plus one that serves only the sanity requests, whose
+    # instructions are subtracted), wrk for CG_DUR seconds; Ir/request = (Ir - Ir_idle) /
+    # requests. Inclusive Ir of the layer (`ArkAuth::call` + its `ResponseFuture::poll`) and of
+    # the route's handler, per request, from callgrind_annotate.
+    kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
+    CG_DUR=${CG_DUR:-10}
+    cg_run() { # $1: route or "idle"; prints "Ir requests file"
+        mkdir -p target/callgrind
+        local f="target/callgrind/e2e.${1//\//_}.out" n=0
+        taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$f" \
+            "$SRV_BIN" --listen "127.0.0.1:$PORT" --keys "$TMP/keys.json" >/dev/null 2>"$TMP/cg.err" &
+        SRV_PID=$!
+        for _ in $(seq 300); do curl -s -o /dev/null "$BASE/health" && break; sleep 0.1; done
+        if [ "$1" != idle ]; then
+            n=$(taskset -c "$CLIENT_CPU" wrk -t1 -c4 -d"${CG_DUR}s" -H "Authorization: Bearer $KEY" "$BASE$1" |
+                awk '/requests in/ {print $1}')
+        fi
+        kill -TERM "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
+        echo "$(awk '/^(totals|summary):/ {print $2; exit}' "$f") $n $f"
+    }
+    read -r idle _ _ <<<"$(cg_run idle)"
+    echo
+    echo "## callgrind: server instructions per request (wrk -t1 -c4 -d${CG_DUR}s under valgrind; idle server's $idle Ir subtracted)"
+    echo "| route | requests | Ir/request | ark_auth + sha2 + dashmap (self) | JSON: serde, serde_json, BTreeMap (self) | malloc/free (self) | hyper + httparse (self) | rest |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for r in $ROUTES; do
+        read -r ir n f <<<"$(cg_run "$r")"
+        # self (exclusive) Ir of every function, grouped by what it belongs to; the idle
+        # server's instructions fall into "rest". (Names only: the release example has no line
+        # information, and inlined code counts where it was inlined.)
+        callgrind_annotate --threshold=100 "$f" 2>/dev/null | awk -v r="$r" -v n="$n" -v ir="$ir" -v idle="$idle" '
+            /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ {
+                v = $1; gsub(",", "", v); v += 0
+                if ($0 ~ /ark_auth::|sha2::|dashmap::|subtle::/) a += v
+                else if ($0 ~ /serde|btree|BTreeMap/) j += v
+                else if ($0 ~ /malloc|free|arena\.c|__rdl_|__rust_alloc|__rust_dealloc|realloc/) m += v
+                else if ($0 ~ /hyper::|httparse::/) h += v
+            }
+            END { t = (ir - idle) / n; printf "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", r, n, t, a / n, j / n, m / n, h / n, t - (a + j + m + h) / n }'
+    done
+    exit 0
+fi
 
 for r in $ROUTES; do run "$r" "$WARMUP" >/dev/null; done
 

@@ -410,7 +410,8 @@ pub fn huge_quota() -> Quota {
     Quota::new(NonZeroU32::new(9_999).unwrap(), Duration::from_millis(1))
 }
 
-fn record(i: u64) -> KeyRecord {
+/// Key number `i`'s record (all permissions), as the bench stores hold it.
+pub fn record(i: u64) -> KeyRecord {
     let token = key_token(i);
     let hash = KeyHash::of(&Token::parse(&token).expect("bench token fits the grammar"));
     KeyRecord::new(format!("key_{i:016x}"), hash, Environment::Live)
