@@ -1,10 +1,11 @@
 //! Cost per call against the number of keys in the store (1 000, 10 000, 100 000, 1 000 000),
 //! accept path, interleaved like `interleaved.rs`: every round times a batch of every variant
 //! (order rotated), so the per-round deltas to the bare service come from measurements
-//! milliseconds apart. Two series per store size: one hot key (key 0), and requests rotating
+//! milliseconds apart. Per store size: ark with one hot key (key 0), and requests rotating
 //! over 1 024 keys spread over the whole store (every lookup, every limiter entry a different
-//! one: the store's size shows up through cache misses). The bare service and the reference
-//! pipeline (100 000 keys) run in the same rounds.
+//! one: the store's size shows up through cache misses), and the reference pipeline on the
+//! same rotation over a store of the same size. The bare service and the reference with one
+//! hot key (100 000 keys) run in the same rounds.
 //!
 //! Prints a table (median ns/call and median per-round Δ to bare) and writes an SVG plot of
 //! Δbare against the number of keys to KEYS_PLOT (default `target/keys_plot.svg`;
@@ -106,13 +107,20 @@ fn main() {
         let rotating: Vec<_> = (0..1024u64)
             .map(|i| bearer_request(&key_token(i * n / 1024)))
             .collect();
+        let model = ModelAuthLayer {
+            auth: Arc::new(RefAuthenticator::new(n)),
+        };
         variants.push((
             format!("ark {n}, hot key"),
             runner(layer.layer(inner()), good.clone()),
         ));
         variants.push((
             format!("ark {n}, rotating 1024"),
-            runner(layer.layer(inner()), rotating),
+            runner(layer.layer(inner()), rotating.clone()),
+        ));
+        variants.push((
+            format!("reference {n}, rotating 1024"),
+            runner(model.layer(inner()), rotating),
         ));
     }
     let nv = variants.len();
@@ -143,11 +151,12 @@ fn main() {
     }
 
     // the plot: Δbare against log10(keys), two ark series, the reference as a level
-    let hot: Vec<f64> = (0..sizes.len()).map(|i| delta(2 + 2 * i)).collect();
-    let rot: Vec<f64> = (0..sizes.len()).map(|i| delta(3 + 2 * i)).collect();
+    let hot: Vec<f64> = (0..sizes.len()).map(|i| delta(2 + 3 * i)).collect();
+    let rot: Vec<f64> = (0..sizes.len()).map(|i| delta(3 + 3 * i)).collect();
+    let ref_rot: Vec<f64> = (0..sizes.len()).map(|i| delta(4 + 3 * i)).collect();
     let reference = delta(1);
     let path = std::env::var("KEYS_PLOT").unwrap_or_else(|_| "target/keys_plot.svg".into());
-    let svg = plot(&sizes, &hot, &rot, reference, rounds, batch);
+    let svg = plot(&sizes, &hot, &rot, &ref_rot, reference, rounds, batch);
     std::fs::write(&path, svg).expect("write the plot");
     println!("\nplot: {path}");
 }
@@ -156,18 +165,29 @@ fn plot(
     sizes: &[u64],
     hot: &[f64],
     rot: &[f64],
+    ref_rot: &[f64],
     reference: f64,
     rounds: usize,
     batch: usize,
 ) -> String {
     let (w, h) = (640.0, 400.0);
-    let (left, right, top, bottom) = (70.0, 20.0, 40.0, 60.0);
+    let (left, right, top, bottom) = (70.0, 50.0, 40.0, 60.0);
     let ymax = hot
         .iter()
         .chain(rot)
+        .chain(ref_rot)
         .chain([&reference])
         .fold(0.0f64, |a, &b| a.max(b));
-    let ymax = ((ymax * 1.15) / 100.0).ceil() * 100.0;
+    // a round grid step (100, 200, 250, 500, 1000, …) and five or six lines
+    let raw = ymax * 1.1 / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag);
+    let steps = (ymax * 1.1 / step).ceil().max(1.0) as usize;
+    let ymax = step * steps as f64;
     let (lx0, lx1) = (
         (sizes[0] as f64).log10(),
         (*sizes.last().unwrap() as f64)
@@ -186,7 +206,6 @@ fn plot(
         w / 2.0
     );
     // axes and grid
-    let steps = 5;
     for i in 0..=steps {
         let v = ymax * i as f64 / steps as f64;
         let _ = writeln!(
@@ -234,6 +253,7 @@ fn plot(
     for (series, color, name) in [
         (hot, "#1f77b4", "ark, one hot key"),
         (rot, "#d62728", "ark, rotating over 1 024 keys"),
+        (ref_rot, "#2ca02c", "reference, rotating over 1 024 keys"),
     ] {
         let pts: Vec<String> = sizes
             .iter()
@@ -260,6 +280,7 @@ fn plot(
         s,
         r##"<rect x="{0}" y="{1}" width="12" height="3" fill="#1f77b4"/><text x="{2}" y="{3}">ark, one hot key</text>
 <rect x="{0}" y="{4}" width="12" height="3" fill="#d62728"/><text x="{2}" y="{5}">ark, rotating over 1 024 keys spread over the store</text>
+<rect x="{0}" y="{7}" width="12" height="3" fill="#2ca02c"/><text x="{2}" y="{8}">reference pipeline, the same 1 024 keys, store of the same size</text>
 <text x="{left}" y="{6}" font-size="10" fill="#555">benches/keys.rs, {rounds} interleaved rounds x {batch} calls, taskset -c 1; wall clock on a shared 2-core VM</text>"##,
         left + 10.0,
         top + 6.0,
@@ -267,7 +288,9 @@ fn plot(
         top + 10.0,
         top + 22.0,
         top + 26.0,
-        h - 2.0
+        h - 2.0,
+        top + 38.0,
+        top + 42.0
     );
     s.push_str("</svg>\n");
     s
