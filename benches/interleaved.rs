@@ -2,7 +2,7 @@
 //! `benches/interleaved.rs`).
 //!
 //! Every round measures every variant once (a batch of BATCH calls each, requests cloned
-//! untimed beforehand, order rotated per round), so the per-round ratio "variant / bare" is
+//! untimed beforehand, order shuffled per round), so the per-round ratio "variant / bare" is
 //! taken from measurements milliseconds apart. Reported: median ns/call (p10..p90 over
 //! rounds), median of the per-round ratios and deltas to bare, and the key figure
 //! (ark accept − bare) / (reference − bare).
@@ -269,8 +269,7 @@ fn main() {
     let mut ns = vec![Vec::with_capacity(rounds); nv];
     let t_start = Instant::now();
     for r in 0..rounds {
-        for j in 0..nv {
-            let v = (j + r) % nv;
+        for v in round_order(nv, r) {
             let d = (variants[v].1)(batch);
             ns[v].push(d.as_nanos() as f64 / batch as f64);
         }

@@ -1,6 +1,6 @@
 //! Cost per call against the number of keys in the store (1 000, 10 000, 100 000, 1 000 000),
 //! accept path, interleaved like `interleaved.rs`: every round times a batch of every variant
-//! (order rotated), so the per-round deltas to the bare service come from measurements
+//! (order shuffled per round), so the per-round deltas to the bare service come from measurements
 //! milliseconds apart. Per store size: ark with one hot key (key 0), and requests rotating
 //! over 1 024 keys spread over the whole store (every lookup, every limiter entry a different
 //! one: the store's size shows up through cache misses), and the reference pipeline on the
@@ -131,8 +131,7 @@ fn main() {
     }
     let mut ns = vec![Vec::with_capacity(rounds); nv];
     for r in 0..rounds {
-        for j in 0..nv {
-            let v = (j + r) % nv;
+        for v in round_order(nv, r) {
             ns[v].push((variants[v].1)(batch).as_nanos() as f64 / batch as f64);
         }
     }
