@@ -13,7 +13,7 @@
 //!
 //! run: `KEYS_PLOT=benches/keys_plot.svg taskset -c 1 cargo bench --bench keys`
 //! env: ROUNDS (default 2000 under `cargo bench`, 10 otherwise), BATCH (default 100),
-//! SIZES (comma-separated, default 1000,10000,100000,1000000)
+//! SIZES (comma-separated, default 1000,10000,100000,1000000; 1000,10000 outside `cargo bench`)
 
 mod reference;
 
@@ -77,7 +77,13 @@ fn main() {
     let rounds = env_usize("ROUNDS", if bench_mode { 2000 } else { 10 });
     let batch = env_usize("BATCH", 100);
     let sizes: Vec<u64> = std::env::var("SIZES")
-        .unwrap_or_else(|_| "1000,10000,100000,1000000".into())
+        .unwrap_or_else(|_| {
+            if bench_mode {
+                "1000,10000,100000,1000000".into()
+            } else {
+                "1000,10000".into() // smoke run (`cargo test --benches`)
+            }
+        })
         .split(',')
         .map(|s| s.trim().parse().expect("SIZES: numbers"))
         .collect();

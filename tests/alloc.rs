@@ -42,6 +42,7 @@ fn exclusive() -> std::sync::MutexGuard<'static, ()> {
 }
 
 const CALLS: usize = 1000;
+const REPEATS: usize = 5;
 
 type Body = http_body_util::Empty<bytes::Bytes>;
 
@@ -56,14 +57,12 @@ fn record(i: u32) -> KeyRecord {
 
 const REVOKED: u32 = 900_001;
 const NO_PERMISSION: u32 = 900_002;
-const TINY_QUOTA: u32 = 900_003;
-const UNKNOWN: u32 = 900_004;
+const UNKNOWN: u32 = 900_003;
 
 fn store() -> MemoryKeyStore {
     let specials = [
         record(REVOKED).with_revoked(true),
         record(NO_PERMISSION).with_permissions(Permissions::NONE),
-        record(TINY_QUOTA).with_rate_limit(1),
     ];
     MemoryKeyStore::from_records((0..1000).map(record).chain(specials)).unwrap()
 }
@@ -134,7 +133,7 @@ where
     }
 }
 
-/// Allocations per call (total over `CALLS` calls / `CALLS`, as a fraction) of `svc` on copies
+/// Allocations per call (the least total over `CALLS` calls of `REPEATS` tries, / `CALLS`) of `svc` on copies
 /// of `req`, after 10 uncounted calls; each counted response's status must be `status`.
 /// `before` runs on each request inside the counted part (to count an extension insert).
 fn allocs_per_call<S, B>(
@@ -153,17 +152,22 @@ where
         // not checked: the warm-up also spends the 1/s key's quota before the 429 count
         drop(ready_call_now(&mut svc, r));
     }
-    let reqs: Vec<Request<()>> = (0..CALLS).map(|_| req.clone()).collect();
-    let mut ok = true;
-    let region = Region::new(GLOBAL);
-    for mut r in reqs {
-        before(&mut r);
-        let res = ready_call_now(&mut svc, r);
-        ok &= res.status() == status;
+    // The counter is process-wide, and libtest may start another test's thread (which
+    // allocates) while this one counts: the least of REPEATS counts is the call's own.
+    let mut least = usize::MAX;
+    for _ in 0..REPEATS {
+        let reqs: Vec<Request<()>> = (0..CALLS).map(|_| req.clone()).collect();
+        let mut ok = true;
+        let region = Region::new(GLOBAL);
+        for mut r in reqs {
+            before(&mut r);
+            let res = ready_call_now(&mut svc, r);
+            ok &= res.status() == status;
+        }
+        least = least.min(region.change().allocations);
+        assert!(ok, "a response had another status than {status}");
     }
-    let n = region.change().allocations;
-    assert!(ok, "a response had another status than {status}");
-    n as f64 / CALLS as f64
+    least as f64 / CALLS as f64
 }
 
 struct Baselines {
@@ -282,7 +286,7 @@ fn reject_paths_allocations_are_bounded() {
         ("403", bearer(NO_PERMISSION), StatusCode::FORBIDDEN, 4.0),
         (
             "429",
-            bearer(TINY_QUOTA),
+            bearer(1), // through `hourly` below: one request per hour
             StatusCode::TOO_MANY_REQUESTS,
             3.0,
         ),
@@ -294,6 +298,13 @@ fn reject_paths_allocations_are_bounded() {
     for (name, req, status, bound) in cases {
         let n = if name == "(bare service)" {
             allocs_per_call(bare(), &req, status, |_| {})
+        } else if name == "429" {
+            // a 1/s key lets a request through every second or two of a sustained run; with
+            // 1 per hour, none of this test's does, however slowly it runs
+            let hourly = ArkAuthLayer::new(store.clone())
+                .require(Permission::EmailsSend)
+                .default_quota(Quota::new(NonZeroU32::MIN, Duration::from_secs(3600)));
+            allocs_per_call(hourly.layer(bare()), &req, status, |_| {})
         } else {
             allocs_per_call(layer(store.clone()).layer(bare()), &req, status, |_| {})
         };
