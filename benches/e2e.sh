@@ -9,6 +9,10 @@
 # requests wrk reports. Per round: the ratios limits / health of the same round. Summary: median
 # of the per-round ratios (p25..p75) and of each metric.
 #
+# Every request carries the same `Authorization: Bearer <key>` header, /health's too (the demo's
+# policy makes /health public: the layer passes it to the router without looking at the key),
+# so the two routes' requests differ only in their path.
+#
 # Goals (issue 5): CPU/request limits÷health <= 1.05, req/s ratio >= 0.95, p99 ratio <= 1.1.
 #
 #   benches/e2e.sh                                   # 8 rounds x 5 s, wrk -t1 -c16
