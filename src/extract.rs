@@ -19,7 +19,7 @@ impl IntoResponse for MissingAuthenticatedKey {
     fn into_response(self) -> Response {
         tracing::warn!("ark-auth: AuthenticatedKey extracted on a route without ArkAuthLayer");
         Rejection::Credentials(CredentialError::Missing)
-            .into_response::<axum_core::body::Body>(&self.0)
+            .into_response::<axum_core::body::Body>(self.0)
             .map(|b: ArkAuthBody<axum_core::body::Body>| axum_core::body::Body::new(b))
     }
 }

@@ -649,7 +649,7 @@ where
                 }
                 StateProj::Reject { rejection } => {
                     let (rejection, reply) = rejection.take().expect("polled after completion");
-                    return Poll::Ready(Ok(rejection.into_response(&reply)));
+                    return Poll::Ready(Ok(rejection.into_response(reply)));
                 }
                 StateProj::Lookup { fut, pending } => {
                     let w = this

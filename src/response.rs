@@ -344,17 +344,18 @@ impl Rejection {
 
     /// The response for this rejection: the JSON envelope, or the gRPC form when the caller
     /// speaks gRPC.
-    pub(crate) fn into_response<B>(self, reply: &Reply) -> Response<ArkAuthBody<B>> {
+    pub(crate) fn into_response<B>(self, reply: Reply) -> Response<ArkAuthBody<B>> {
         let code = self.code();
         let (message, suggestion) = self.texts();
         let (www, limit, retry) = (self.www_authenticate(), self.limit(), self.retry_after());
-        let id = reply.id.header_value();
         if let Some(grpc) = reply.grpc {
+            let id = reply.id.0;
             let mut res = grpc_response(grpc, code, message);
             insert_headers(res.headers_mut(), id, www, limit, retry);
             return res;
         }
         let json = json_body(code, message, suggestion, reply.id.0.as_bytes());
+        let id = reply.id.0;
         let mut res = Response::new(ArkAuthBody::rejection(Bytes::from(json)));
         *res.status_mut() = code.status();
         let ct = const { HeaderValue::from_static("application/json") };
@@ -1169,7 +1170,7 @@ mod tests {
             required: Permission::DomainsManage | Permission::WebhooksManage,
             limit: None,
         };
-        let res = r.into_response::<()>(&Reply::for_request(&HeaderMap::new()));
+        let res = r.into_response::<()>(Reply::for_request(&HeaderMap::new()));
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             res.headers()[WWW_AUTHENTICATE],
@@ -1415,7 +1416,7 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
         let reply = golden_reply();
         let mut out = String::new();
         for (name, r) in cases() {
-            let (parts, body) = body_of(r.into_response(&reply));
+            let (parts, body) = body_of(r.into_response(reply.clone()));
             out.push_str(&format!("CASE {name} {}\n", parts.status.as_u16()));
             for (k, v) in &parts.headers {
                 out.push_str(&format!("H {k}: {}\n", v.to_str().unwrap()));
@@ -1457,7 +1458,7 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
             let code = r.code();
             let (message, _) = r.texts();
             let limit = r.limit().copied();
-            let (parts, body) = body_of(r.into_response(&reply));
+            let (parts, body) = body_of(r.into_response(reply.clone()));
             assert_eq!(parts.status, StatusCode::OK, "{name}");
             assert_eq!(parts.headers[CONTENT_TYPE], "application/grpc", "{name}");
             assert_eq!(
@@ -1489,7 +1490,7 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
                 let (code, (message, suggestion)) = (r.code(), r.texts());
                 assert_eq!(message.render().len(), message.len(), "{name}");
                 assert_eq!(suggestion.render().len(), suggestion.len(), "{name}");
-                let (parts, body) = body_of(r.into_response(&reply));
+                let (parts, body) = body_of(r.into_response(reply.clone()));
                 assert_eq!(parts.status, code.status(), "{name}");
                 assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
                 assert_eq!(parts.headers[&X_REQUEST_ID], id.as_str());
