@@ -41,6 +41,7 @@
 //! - `cache`: the verification cache [`cache::CachedKeyStore`] in front of any store.
 //! - `postgres`: the PostgreSQL key store [`postgres::PostgresKeyStore`] with its schema,
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
+//! - `redis`: [`redis::RedisRateLimiter`], a rate limiter shared by a fleet through Redis.
 
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
@@ -64,6 +65,8 @@ mod extract;
 pub mod keys_file;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use body::ArkAuthBody;
 #[cfg(feature = "axum")]

@@ -53,7 +53,7 @@ impl Quota {
         self.window
     }
 
-    fn window_us(&self) -> u64 {
+    pub(crate) fn window_us(&self) -> u64 {
         u64::try_from(self.window.as_micros()).unwrap_or(u64::MAX / 4)
     }
 }
@@ -156,6 +156,17 @@ pub(crate) struct Outcome {
 }
 
 impl WindowState {
+    /// The counters of window `window` (a shared limiter's stored state).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn at(window: u64, prev: u32, curr: u32) -> Self {
+        WindowState {
+            window,
+            stale_at: 0,
+            prev,
+            curr,
+        }
+    }
+
     /// The sliding-window step at `now`; counts the request when `consume` and admitted.
     pub(crate) fn check(&mut self, now: u64, quota: Quota, consume: bool) -> Outcome {
         let w = quota.window_us().max(1);
@@ -237,13 +248,19 @@ impl Clock {
     }
 
     pub(crate) fn decision(&self, o: Outcome, quota: Quota) -> RateLimitDecision {
-        RateLimitDecision {
-            allowed: o.allowed,
-            limit: quota.limit.get(),
-            remaining: o.remaining,
-            reset: (self.epoch_unix_us + o.reset_at).div_ceil(1_000_000),
-            retry_after: o.retry_after.map(Duration::from_micros),
-        }
+        decision_at(self.epoch_unix_us, o, quota)
+    }
+}
+
+/// The decision for an outcome whose times count microseconds from the Unix time
+/// `epoch_unix_us` (0 when they are Unix times already, as a shared limiter's server clock).
+pub(crate) fn decision_at(epoch_unix_us: u64, o: Outcome, quota: Quota) -> RateLimitDecision {
+    RateLimitDecision {
+        allowed: o.allowed,
+        limit: quota.limit.get(),
+        remaining: o.remaining,
+        reset: (epoch_unix_us + o.reset_at).div_ceil(1_000_000),
+        retry_after: o.retry_after.map(Duration::from_micros),
     }
 }
 
