@@ -301,6 +301,10 @@ impl PostgresKeyStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(err)?;
+        // No "already exists, skipping" notices in the application's log.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await
+            .map_err(err)?;
         tx.batch_execute(SCHEMA).await.map_err(err)?;
         tx.commit().await.map_err(err)
     }
