@@ -4,7 +4,6 @@
 //!
 //! Need `DATABASE_URL` (skipped with a printed reason when unset, a failure under `CI=true`).
 
-#[allow(dead_code)]
 mod common;
 #[path = "common/pg.rs"]
 mod pg;

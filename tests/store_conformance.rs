@@ -6,8 +6,6 @@
 //! The PostgreSQL runs need `DATABASE_URL` (skipped with a printed reason when unset, a
 //! failure under `CI=true`). Each test uses fresh random keys, so runs can share a database.
 
-#[allow(dead_code)]
-mod common;
 #[path = "common/pg.rs"]
 mod pg;
 
