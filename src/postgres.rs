@@ -628,7 +628,13 @@ impl Usage {
 
     fn note(&self, hash: &KeyHash) {
         let now = Instant::now();
-        // Throttle: one note per key per interval.
+        // Throttle: one note per key per interval. The common case (noted recently) takes a
+        // shard's read lock only.
+        if let Some(t) = self.last_noted.get(hash) {
+            if now.duration_since(*t) < self.interval {
+                return;
+            }
+        }
         match self.last_noted.entry(*hash) {
             dashmap::mapref::entry::Entry::Occupied(mut e) => {
                 if now.duration_since(*e.get()) < self.interval {
