@@ -788,7 +788,9 @@ fn describe(record: &KeyRecord) -> String {
 }
 
 /// The keys of the demo when no keys file is given: generated now, printed once.
-fn demo_records() -> Result<Vec<KeyRecord>, Box<dyn std::error::Error>> {
+/// `lifetime` says how long they work: while this server runs, or as long as they stay in
+/// the database.
+fn demo_records(lifetime: &str) -> Result<Vec<KeyRecord>, Box<dyn std::error::Error>> {
     let specs: [(&str, Permissions, Option<&str>); 3] = [
         ("demo-full", Permissions::ALL, None),
         ("demo-send", Permission::EmailsSend.into(), None),
@@ -799,7 +801,7 @@ fn demo_records() -> Result<Vec<KeyRecord>, Box<dyn std::error::Error>> {
         ),
     ];
     let mut records = Vec::new();
-    println!("Demo test keys (generated now, shown once, valid while this server runs):");
+    println!("Demo test keys (generated now, shown once, valid {lifetime}):");
     for (name, permissions, tenant) in specs {
         let key = generate_key(Environment::Test)?;
         let mut record = key.record.with_name(name).with_permissions(permissions);
@@ -1055,7 +1057,12 @@ async fn main() -> ExitCode {
     // anything listens.
     let records = match &keys {
         Some(path) => load_records(path),
-        None => demo_records().map_err(|e| format!("cannot generate demo keys: {e}")),
+        None => demo_records(if database_url.is_some() {
+            "until removed from the database, where only their hashes are stored"
+        } else {
+            "while this server runs"
+        })
+        .map_err(|e| format!("cannot generate demo keys: {e}")),
     };
     let routed = match records {
         Err(e) => Err(e),
