@@ -54,7 +54,8 @@
 //! # Connection
 //!
 //! One multiplexed connection per limiter (clones share it): requests are pipelined on one
-//! socket, so no pool is needed.
+//! socket, so no pool is needed. Needs Redis 5 or later (or a compatible server such as
+//! Valkey) and a tokio runtime with timers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -132,22 +133,37 @@ impl RedisRateLimiter {
     /// `redis+unix:///path`). Fails when the URL is invalid or Redis cannot be reached
     /// (after a few quick retries); later outages are handled without failing the limiter.
     pub async fn connect(url: &str) -> Result<RedisRateLimiter, LimiterError> {
-        let client = ::redis::Client::open(url).map_err(LimiterError::new)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config)
+        let conn = ConnectionManager::new_with_config(client(url)?, manager_config())
             .await
             .map_err(LimiterError::new)?;
-        Ok(RedisRateLimiter {
+        Ok(Self::with_connection(conn))
+    }
+
+    /// Like [`connect`](Self::connect), but connects on the first check instead of now, so
+    /// a service can start while Redis is down (its checks fail, and the layer applies its
+    /// failure policy, until Redis is reachable). Fails only on an invalid URL. Must be
+    /// called inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let limiter = ark_auth::redis::RedisRateLimiter::connect_lazy("redis://127.0.0.1:6379/")
+    ///     .expect("a valid URL");
+    /// # let _ = limiter; }
+    /// ```
+    pub fn connect_lazy(url: &str) -> Result<RedisRateLimiter, LimiterError> {
+        let conn = ConnectionManager::new_lazy_with_config(client(url)?, manager_config())
+            .map_err(LimiterError::new)?;
+        Ok(Self::with_connection(conn))
+    }
+
+    fn with_connection(conn: ConnectionManager) -> Self {
+        RedisRateLimiter {
             conn,
             script: Arc::new(::redis::Script::new(SCRIPT)),
             prefix: Arc::from(DEFAULT_KEY_PREFIX),
             timeout: DEFAULT_REDIS_TIMEOUT,
             breaker: Arc::new(Breaker::new(DEFAULT_FAILURE_COOLDOWN)),
-        })
+        }
     }
 
     /// Prefix of the Redis keys (default [`DEFAULT_KEY_PREFIX`]); a key's counters are at
@@ -244,6 +260,20 @@ impl RateLimiter for RedisRateLimiter {
 /// before this request, admitted (0/1).
 type Counters = (u64, u64, u64, u64, u8);
 
+fn client(url: &str) -> Result<::redis::Client, LimiterError> {
+    ::redis::Client::open(url).map_err(LimiterError::new)
+}
+
+/// Reconnection off the request path: each attempt bounded, a few quick retries, then the
+/// next check after the cooldown starts another round.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
+
 /// The decision for the counters the script saw, by the in-memory limiter's arithmetic.
 fn decide(
     (now, window, prev, curr, admitted): Counters,
@@ -328,7 +358,10 @@ impl Breaker {
     }
 
     fn success(&self) {
-        if self.open_until.swap(0, Ordering::Relaxed) != 0 {
+        // A load first: no write to the shared line on the healthy path.
+        if self.open_until.load(Ordering::Relaxed) != 0
+            && self.open_until.swap(0, Ordering::Relaxed) != 0
+        {
             tracing::info!("ark-auth: redis rate limiter reachable again");
         }
     }
