@@ -206,10 +206,7 @@ impl<K: KeyStore> CachedKeyStore<K> {
     }
 
     /// A handle that invalidates entries of this cache, for a revocation listener.
-    pub fn invalidator(&self) -> CacheInvalidator
-    where
-        K: Sized,
-    {
+    pub fn invalidator(&self) -> CacheInvalidator {
         CacheInvalidator {
             target: Arc::clone(&self.shared) as Arc<dyn Invalidate>,
         }

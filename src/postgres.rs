@@ -34,11 +34,13 @@
 //! milliseconds on a LAN; the fleet test measures it).
 //!
 //! When the listen connection fails (or a 1-second health query on it does not answer within
-//! 2 s), the listener invalidates the whole cache, reconnects with exponential backoff
-//! (100 ms to 5 s), and invalidates the whole cache again once `LISTEN` is re-established,
-//! because notifications sent meanwhile are lost. While it is down, the cache's positive TTL
-//! ([`CacheConfig::positive_ttl`]) is the bound on how long a revoked key may still be
-//! accepted by an instance that had it cached; that is the documented backstop.
+//! 2 s), the listener reconnects with exponential backoff (100 ms to 5 s) and invalidates the
+//! whole cache as soon as `LISTEN` is re-established, because notifications sent meanwhile
+//! are lost. While it is down, the cache keeps serving what it holds (so a database outage
+//! does not turn every cached key into a 503), and the cache's positive TTL
+//! ([`CacheConfig::positive_ttl`], 30 s by default) is the bound on how long a revoked key may
+//! still be accepted by an instance that had it cached: that is the documented backstop.
+//! Lower the TTL to tighten it, at the cost of more queries.
 //!
 //! # `last_used_at`
 //!
@@ -273,7 +275,8 @@ impl PostgresKeyStore {
 
     /// A store on a pool built elsewhere (say, with TLS). [`PostgresKeyStore::listen`] is
     /// then unavailable (it needs the connection settings); use
-    /// [`RevocationListener::spawn`] with them.
+    /// [`RevocationListener::spawn`] with them. Must be called inside a tokio runtime (it
+    /// starts the `last_used_at` writer).
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Self {
         Self::build(pool, None, options)
     }
@@ -667,7 +670,10 @@ async fn usage_writer(
         match tokio::time::timeout_at(next, rx.recv()).await {
             Ok(Some((hash, at))) => {
                 pending.insert(hash, at);
-                continue;
+                // A steady stream of notes must not postpone the write past the interval.
+                if tokio::time::Instant::now() < next {
+                    continue;
+                }
             }
             Ok(None) => {
                 flush(&pool, &mut pending, &state).await;
@@ -790,8 +796,7 @@ async fn listen_loop(
             ),
         }
         state.connected.store(false, Ordering::Release);
-        // Notifications may be lost from here on: forget everything now and again on reconnect.
-        cache.invalidate_all();
+        // Notifications are lost from here until the next LISTEN, which clears the cache.
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
@@ -824,6 +829,8 @@ async fn listen_once(
     });
     let result = async {
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // Whatever changed before this LISTEN (while disconnected, or before the first
+        // connection) was not heard: forget every entry.
         cache.invalidate_all();
         state.connections.fetch_add(1, Ordering::Relaxed);
         state.connected.store(true, Ordering::Release);
