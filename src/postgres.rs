@@ -127,17 +127,25 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS ark_api_keys_changed ON ark_api_keys;
-CREATE TRIGGER ark_api_keys_changed
-    AFTER INSERT OR DELETE
-       OR UPDATE OF id, key_hash, name, environment, permissions, tenant, expires_at,
-                    revoked, rate_limit, metadata
-    ON ark_api_keys FOR EACH ROW EXECUTE FUNCTION ark_api_keys_notify();
-
-DROP TRIGGER IF EXISTS ark_api_keys_truncated ON ark_api_keys;
-CREATE TRIGGER ark_api_keys_truncated
-    AFTER TRUNCATE ON ark_api_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION ark_api_keys_notify();
+-- Created only when missing: re-creating would lock the table against lookups at every start.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'ark_api_keys'::regclass
+                   AND tgname = 'ark_api_keys_changed') THEN
+        CREATE TRIGGER ark_api_keys_changed
+            AFTER INSERT OR DELETE
+               OR UPDATE OF id, key_hash, name, environment, permissions, tenant, expires_at,
+                            revoked, rate_limit, metadata
+            ON ark_api_keys FOR EACH ROW EXECUTE FUNCTION ark_api_keys_notify();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'ark_api_keys'::regclass
+                   AND tgname = 'ark_api_keys_truncated') THEN
+        CREATE TRIGGER ark_api_keys_truncated
+            AFTER TRUNCATE ON ark_api_keys
+            FOR EACH STATEMENT EXECUTE FUNCTION ark_api_keys_notify();
+    END IF;
+END
+$$;
 "#;
 
 /// Arbitrary constant naming the advisory lock that serializes migrations.

@@ -47,8 +47,9 @@ async fn revocation_reaches_another_instance_within_a_second() {
     ] {
         let (_, record) = full_key();
         a.create(&record).await.unwrap();
-        // Both instances cache the key (the INSERT's own notification may drop a first
-        // entry, so look until it is held).
+        // Let the INSERT's own notification pass, so that it cannot be mistaken for the
+        // revocation's.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         for c in [&cache_a, &cache_b] {
             let start = Instant::now();
             while !matches!(c.lookup(&record.hash), Answer::Now(Ok(Some(_)))) {
@@ -129,8 +130,10 @@ async fn database_down_is_503_over_tcp_then_recovers() {
         return;
     };
     let proxy = pg::Proxy::start(pg::upstream(&url).await).await;
+    // Generous: SCRAM authentication in a debug build on a loaded machine is slow, and the
+    // cut below fails at once anyway (the proxy closes the connections).
     let options = PostgresOptions {
-        connect_timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_secs(5),
         ..PostgresOptions::default()
     };
     let store = pg::store_at(&pg::via(&url, proxy.addr), options).await;
@@ -191,12 +194,13 @@ async fn listener_reconnects_and_invalidates_everything() {
     assert!(listener.wait_connected(Duration::from_secs(5)).await);
     let (_, record) = full_key();
     direct.create(&record).await.unwrap();
-    let start = Instant::now();
-    while !matches!(cache.lookup(&record.hash), Answer::Now(Ok(Some(_)))) {
-        assert!(cache.lookup(&record.hash).await.unwrap().is_some());
-        assert!(start.elapsed() < Duration::from_secs(1));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Let the INSERT's own notification pass before caching the key.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cache.lookup(&record.hash).await.unwrap().is_some());
+    assert!(matches!(
+        cache.lookup(&record.hash),
+        Answer::Now(Ok(Some(_)))
+    ));
 
     proxy.cut();
     let start = Instant::now();

@@ -34,8 +34,11 @@ pub fn database_url(test: &str) -> Option<String> {
 pub async fn store_at(url: &str, options: PostgresOptions) -> PostgresKeyStore {
     let store = PostgresKeyStore::connect_with(url, options)
         .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
     store
 }
 
