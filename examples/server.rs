@@ -988,11 +988,22 @@ async fn postgres_store(
     Err("--database-url needs the example built with --features postgres".into())
 }
 
+/// Redis: connect now; when Redis is unreachable (but the URL valid), start anyway and serve
+/// without limits until it is back, as the layer does for any limiter failure (logged).
 #[cfg(feature = "redis")]
 async fn redis_limiter(url: &str) -> Result<DemoLimiter, String> {
-    let limiter = ark_auth::redis::RedisRateLimiter::connect(url)
-        .await
-        .map_err(|e| format!("--redis-url: {e}"))?;
+    use ark_auth::redis::RedisRateLimiter;
+    let limiter = match RedisRateLimiter::connect(url).await {
+        Ok(l) => l,
+        Err(e) => {
+            let lazy =
+                RedisRateLimiter::connect_lazy(url).map_err(|_| format!("--redis-url: {e}"))?;
+            eprintln!(
+                "warning: Redis unreachable ({e}); serving without rate limits until it is back"
+            );
+            lazy
+        }
+    };
     println!("rate limits: Redis (shared by every instance using it)");
     Ok(DemoLimiter::Redis(limiter))
 }
