@@ -4,7 +4,10 @@
 //! - a burst for one key spread over both instances is limited fleet-wide (at most the key's
 //!   limit + 1 admitted per window), because both count in the same Redis;
 //! - a key revoked in the database is refused by both instances within 1 s (measured), because
-//!   each instance's cache is invalidated by LISTEN/NOTIFY.
+//!   each instance's cache is invalidated by LISTEN/NOTIFY;
+//!
+//! and the keygen example's `--database-url` stores the hash of the key it prints, never
+//! the key.
 //!
 //! # Finding the server binary
 //!
@@ -35,18 +38,22 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 fn server_binary() -> Option<PathBuf> {
+    example_binary("server")
+}
+
+fn example_binary(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let bin = exe
         .parent()? // deps
         .parent()? // <profile>
         .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if bin.is_file() {
         return Some(bin);
     }
     let why = format!(
-        "no demo server binary at {} (cargo test builds it; or run \
-         `cargo build --example server --features postgres,redis`)",
+        "no {name} example binary at {} (cargo test builds it; or run \
+         `cargo build --example {name} --features postgres,redis`)",
         bin.display()
     );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -243,4 +250,59 @@ async fn two_instances_share_limits_and_revocations() {
     );
     store.remove(&doomed_record.id).await.unwrap();
     store.remove(&burst_record.id).await.unwrap();
+}
+
+/// `keygen --database-url` stores the new key's record: the row holds the SHA-256 of the
+/// printed key and nothing that contains the key.
+#[tokio::test]
+async fn keygen_stores_only_the_hash() {
+    let Some(db) = pg::database_url("keygen_stores_only_the_hash") else {
+        return;
+    };
+    let Some(bin) = example_binary("keygen") else {
+        return;
+    };
+    let out = Command::new(bin)
+        .args([
+            "--permissions",
+            "emails:send",
+            "--name",
+            "fleet-keygen",
+            "--database-url",
+            &db,
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().next().unwrap().trim().to_owned();
+    let hash = ark_auth::KeyHash::of(&ark_auth::Token::parse(&token).unwrap());
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT id, row_to_json(k)::text FROM ark_api_keys k WHERE key_hash = $1",
+            &[&hash.as_bytes().as_slice()],
+        )
+        .await
+        .expect("the key's hash is in the table");
+    let id: String = row.get(0);
+    let whole_row: String = row.get(1);
+    assert!(
+        !whole_row.contains(&token[9..]),
+        "no part of the row holds the key"
+    );
+    assert!(whole_row.contains("fleet-keygen"));
+    client
+        .execute("DELETE FROM ark_api_keys WHERE id = $1", &[&id])
+        .await
+        .unwrap();
 }
