@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo run --example keygen -- --env test --permissions emails:send --name ci
+//! # straight into PostgreSQL (hash only; feature postgres):
+//! cargo run --example keygen --features postgres -- --permissions '*' --database-url postgres://…
 //! ```
 
 use std::process::ExitCode;
@@ -16,7 +18,7 @@ const USAGE: &str = "\
 Mints an Ark API key for ark-auth.
 
 Usage: cargo run --example keygen -- --permissions LIST [--env test|live] [--name NAME]
-           [--tenant TENANT] [--rate-limit N] [--expires-at RFC3339]
+           [--tenant TENANT] [--rate-limit N] [--expires-at RFC3339] [--database-url URL]
 
 Options:
   --permissions LIST  comma-separated permissions, or * for full access (required):
@@ -27,6 +29,9 @@ Options:
   --tenant TENANT     scope the key to one tenant (e.g. tn_42)
   --rate-limit N      requests per second for this key (default: the server's, 10)
   --expires-at TIME   expiry, RFC 3339, e.g. 2027-01-01T00:00:00Z
+  --database-url URL  also store the key in PostgreSQL (postgres://user:pw@host/db; the
+                      schema is applied first): only its hash, never the key. Needs the
+                      example built with --features postgres.
   -h, --help          print this help
 
 Output (stdout), exactly two lines:
@@ -45,6 +50,7 @@ struct Options {
     tenant: Option<String>,
     rate_limit: Option<u32>,
     expires_at: Option<SystemTime>,
+    database_url: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -69,6 +75,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     let mut tenant = None;
     let mut rate_limit = None;
     let mut expires_at = None;
+    let mut database_url = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -100,6 +107,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
                 })?);
             }
             "--name" => name = Some(value()?),
+            "--database-url" => database_url = Some(value()?),
             "--tenant" => {
                 let v = value()?;
                 if v.is_empty() {
@@ -143,6 +151,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         tenant,
         rate_limit,
         expires_at,
+        database_url,
     }))
 }
 
@@ -172,11 +181,15 @@ fn run(o: Options) -> Result<(), String> {
     let document = serde_json::json!({ "keys": [keys_file::record_to_json(&record)] }).to_string();
     // The output must load back into exactly this record, as the server will load it.
     match keys_file::parse(&document) {
-        Ok(loaded) if loaded == [record] => {}
+        Ok(loaded) if loaded == [record.clone()] => {}
         Ok(_) => {
             return Err("internal error: the keys file does not load back the same record".into())
         }
         Err(e) => return Err(format!("internal error: {e}")),
+    }
+    if let Some(url) = &o.database_url {
+        store_in_database(url, &record)?;
+        eprintln!("stored {} in PostgreSQL (its hash only)", record.id);
     }
     eprintln!(
         "API key below: shown once, stored nowhere. The JSON line after it holds only its hash."
@@ -184,6 +197,33 @@ fn run(o: Options) -> Result<(), String> {
     println!("{}", key.plaintext.expose_secret());
     println!("{document}");
     Ok(())
+}
+
+/// Applies the schema and inserts the record (which holds the hash, never the key).
+#[cfg(feature = "postgres")]
+fn store_in_database(url: &str, record: &ark_auth::KeyRecord) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(async {
+        let store = ark_auth::postgres::PostgresKeyStore::connect(url)
+            .await
+            .map_err(|e| format!("--database-url: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("PostgreSQL: cannot apply the schema: {e}"))?;
+        store
+            .create(record)
+            .await
+            .map_err(|e| format!("PostgreSQL: cannot store the key: {e}"))
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+fn store_in_database(_url: &str, _record: &ark_auth::KeyRecord) -> Result<(), String> {
+    Err("--database-url needs the example built with --features postgres".into())
 }
 
 fn main() -> ExitCode {

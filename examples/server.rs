@@ -6,6 +6,9 @@
 //! cargo run --example server                        # generates demo test keys, prints them once
 //! cargo run --example server -- --keys keys.json    # keys from a file (see the keygen example)
 //! cargo run --example server -- --listen 0.0.0.0:8080
+//! # a fleet: keys in PostgreSQL (cached, revocations pushed by LISTEN/NOTIFY), limits in Redis
+//! cargo run --example server --features postgres,redis -- \
+//!   --database-url postgres://user:pw@db/ark --redis-url redis://cache:6379/ --keys keys.json
 //! ```
 //!
 //! Then, with a key it printed:
@@ -32,7 +35,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ark_auth::{
     generate_key, keys_file, Access, ArkAuthLayer, AuthenticatedKey, Environment, KeyRecord,
-    MemoryKeyStore, Permission, Permissions, Quota, RequestHead, RequestId, X_REQUEST_ID,
+    KeyStore, MemoryKeyStore, MemoryRateLimiter, Permission, Permissions, Quota, RateLimiter,
+    RequestHead, RequestId, X_REQUEST_ID,
 };
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
@@ -58,6 +62,7 @@ const USAGE: &str = "\
 Demo server for ark-auth: the Ark API's auth surface with stub handlers.
 
 Usage: cargo run --example server -- [--listen ADDR] [--keys FILE]
+           [--database-url URL] [--redis-url URL]
 
 Options:
   --listen ADDR  address to listen on (default 127.0.0.1:3000; port 0 picks a free port,
@@ -68,6 +73,15 @@ Options:
                    \"rate_limit\": 10}]}
                  A bad file stops the server with a message naming the entry.
                  Without --keys, demo test keys are generated and printed once.
+  --database-url URL  keep keys in PostgreSQL (or set DATABASE_URL), e.g.
+                 postgres://user:password@host:5432/db: the schema is applied, --keys FILE
+                 (or the demo keys) are imported into it (hashes only), lookups go through a
+                 verification cache that a LISTEN/NOTIFY listener keeps in step with the
+                 table (a revoke reaches every instance within a second).
+                 Needs the example built with --features postgres.
+  --redis-url URL  count rate limits in Redis (or set REDIS_URL), e.g. redis://host:6379/:
+                 every instance sharing it enforces each key's limit together. When Redis is
+                 down, requests are served without limits (logged). Needs --features redis.
   -h, --help     print this help
 
 Routes (JSON; Authorization: Bearer <key>):
@@ -87,6 +101,8 @@ enum Cli {
     Run {
         listen: String,
         keys: Option<PathBuf>,
+        database_url: Option<String>,
+        redis_url: Option<String>,
     },
 }
 
@@ -102,6 +118,8 @@ fn shown(arg: &str) -> String {
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     let mut listen = DEFAULT_LISTEN.to_owned();
     let mut keys = None;
+    let mut database_url = None;
+    let mut redis_url = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -118,10 +136,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "-h" | "--help" => return Ok(Cli::Help),
             "--listen" => listen = value("an address, e.g. 127.0.0.1:3000")?,
             "--keys" => keys = Some(PathBuf::from(value("a file")?)),
+            "--database-url" => database_url = Some(value("a postgres:// URL")?),
+            "--redis-url" => redis_url = Some(value("a redis:// URL")?),
             _ => return Err(format!("unknown argument {}", shown(&arg))),
         }
     }
-    Ok(Cli::Run { listen, keys })
+    Ok(Cli::Run {
+        listen,
+        keys,
+        database_url,
+        redis_url,
+    })
 }
 
 /// What handlers share: the stub emails.
@@ -143,10 +168,21 @@ struct StoredEmail {
 
 /// The whole demo application: routes, the auth layer, the request log.
 pub fn app(store: MemoryKeyStore) -> Router {
+    app_with(store, MemoryRateLimiter::new())
+}
+
+/// The demo application on any key store and rate limiter (PostgreSQL and Redis for a
+/// fleet).
+pub fn app_with<K, L>(store: K, limiter: L) -> Router
+where
+    K: KeyStore + Clone,
+    L: RateLimiter + Clone,
+{
     let state = AppState {
         emails: Arc::default(),
     };
     let auth = ArkAuthLayer::new(store)
+        .rate_limiter(limiter)
         .default_quota(DEFAULT_QUOTA)
         .policy(policy);
     Router::new()
@@ -752,7 +788,9 @@ fn describe(record: &KeyRecord) -> String {
 }
 
 /// The keys of the demo when no keys file is given: generated now, printed once.
-fn demo_keys() -> Result<MemoryKeyStore, Box<dyn std::error::Error>> {
+/// `lifetime` says how long they work: while this server runs, or as long as they stay in
+/// the database.
+fn demo_records(lifetime: &str) -> Result<Vec<KeyRecord>, Box<dyn std::error::Error>> {
     let specs: [(&str, Permissions, Option<&str>); 3] = [
         ("demo-full", Permissions::ALL, None),
         ("demo-send", Permission::EmailsSend.into(), None),
@@ -763,7 +801,7 @@ fn demo_keys() -> Result<MemoryKeyStore, Box<dyn std::error::Error>> {
         ),
     ];
     let mut records = Vec::new();
-    println!("Demo test keys (generated now, shown once, valid while this server runs):");
+    println!("Demo test keys (generated now, shown once, valid {lifetime}):");
     for (name, permissions, tenant) in specs {
         let key = generate_key(Environment::Test)?;
         let mut record = key.record.with_name(name).with_permissions(permissions);
@@ -778,10 +816,16 @@ fn demo_keys() -> Result<MemoryKeyStore, Box<dyn std::error::Error>> {
         records.push(record);
     }
     println!();
-    Ok(MemoryKeyStore::from_records(records)?)
+    Ok(records)
 }
 
 pub fn load_keys(path: &std::path::Path) -> Result<MemoryKeyStore, String> {
+    let records = load_records(path)?;
+    MemoryKeyStore::from_records(records).map_err(|e| format!("keys file: {e}"))
+}
+
+/// The records of a keys file, listed (hashes and names only).
+fn load_records(path: &std::path::Path) -> Result<Vec<KeyRecord>, String> {
     let records = keys_file::load(path).map_err(|e| e.to_string())?;
     println!("Loaded {} key(s) from {}:", records.len(), path.display());
     for r in &records {
@@ -798,7 +842,9 @@ pub fn load_keys(path: &std::path::Path) -> Result<MemoryKeyStore, String> {
         );
     }
     println!();
-    MemoryKeyStore::from_records(records).map_err(|e| format!("keys file: {e}"))
+    // The same checks as the in-memory store (no duplicate id or hash), before any import.
+    MemoryKeyStore::from_records(records.clone()).map_err(|e| format!("keys file: {e}"))?;
+    Ok(records)
 }
 
 async fn shutdown_signal() {
@@ -822,19 +868,193 @@ async fn shutdown_signal() {
     }
 }
 
+/// The key store of a demo run: in memory, or PostgreSQL behind the verification cache.
+#[derive(Clone)]
+enum DemoStore {
+    Memory(MemoryKeyStore),
+    #[cfg(feature = "postgres")]
+    Postgres(ark_auth::cache::CachedKeyStore<ark_auth::postgres::PostgresKeyStore>),
+}
+
+impl KeyStore for DemoStore {
+    type Future = ark_auth::BoxLookup;
+
+    fn lookup(
+        &self,
+        hash: &ark_auth::KeyHash,
+    ) -> ark_auth::Answer<ark_auth::LookupResult, ark_auth::BoxLookup> {
+        use ark_auth::Answer;
+        match self {
+            DemoStore::Memory(s) => match s.lookup(hash) {
+                Answer::Now(r) => Answer::Now(r),
+                Answer::Later(f) => Answer::Later(Box::pin(f)),
+            },
+            #[cfg(feature = "postgres")]
+            DemoStore::Postgres(s) => s.lookup(hash),
+        }
+    }
+}
+
+/// The rate limiter of a demo run: in memory, or Redis shared by the fleet.
+#[derive(Clone)]
+enum DemoLimiter {
+    Memory(MemoryRateLimiter),
+    #[cfg(feature = "redis")]
+    Redis(ark_auth::redis::RedisRateLimiter),
+}
+
+impl RateLimiter for DemoLimiter {
+    type Future = ark_auth::BoxLimit;
+
+    fn acquire(
+        &self,
+        key: &KeyRecord,
+        quota: Quota,
+    ) -> ark_auth::Answer<ark_auth::LimitResult, ark_auth::BoxLimit> {
+        match self {
+            DemoLimiter::Memory(l) => boxed(l.acquire(key, quota)),
+            #[cfg(feature = "redis")]
+            DemoLimiter::Redis(l) => boxed(l.acquire(key, quota)),
+        }
+    }
+
+    fn peek(
+        &self,
+        key: &KeyRecord,
+        quota: Quota,
+    ) -> ark_auth::Answer<ark_auth::LimitResult, ark_auth::BoxLimit> {
+        match self {
+            DemoLimiter::Memory(l) => boxed(l.peek(key, quota)),
+            #[cfg(feature = "redis")]
+            DemoLimiter::Redis(l) => boxed(l.peek(key, quota)),
+        }
+    }
+}
+
+fn boxed<F>(
+    answer: ark_auth::Answer<ark_auth::LimitResult, F>,
+) -> ark_auth::Answer<ark_auth::LimitResult, ark_auth::BoxLimit>
+where
+    F: std::future::Future<Output = ark_auth::LimitResult> + Send + 'static,
+{
+    match answer {
+        ark_auth::Answer::Now(r) => ark_auth::Answer::Now(r),
+        ark_auth::Answer::Later(f) => ark_auth::Answer::Later(Box::pin(f)),
+    }
+}
+
+/// An address from the environment, when set and not empty.
+fn env_url(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// What keeps a PostgreSQL-backed run in step with the table (dropped at exit).
+#[cfg(feature = "postgres")]
+type Listener = ark_auth::postgres::RevocationListener;
+#[cfg(not(feature = "postgres"))]
+type Listener = ();
+
+/// PostgreSQL: apply the schema, import `records`, cache, listen for revocations.
+#[cfg(feature = "postgres")]
+async fn postgres_store(
+    url: &str,
+    records: Vec<KeyRecord>,
+) -> Result<(DemoStore, Option<Listener>), String> {
+    use ark_auth::cache::CacheConfig;
+    use ark_auth::postgres::PostgresKeyStore;
+    let store = PostgresKeyStore::connect(url)
+        .await
+        .map_err(|e| format!("--database-url: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("PostgreSQL: cannot apply the schema: {e}"))?;
+    let n = store
+        .import(records)
+        .await
+        .map_err(|e| format!("PostgreSQL: cannot import the keys: {e}"))?;
+    let total = store.list().await.map(|l| l.len()).unwrap_or(n);
+    println!("key store: PostgreSQL ({n} key(s) imported, {total} in the table); cached, revocations by LISTEN/NOTIFY");
+    let cached = store.clone().cached(CacheConfig::default());
+    let listener = store.listen(cached.invalidator());
+    Ok((DemoStore::Postgres(cached), listener))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_store(
+    _url: &str,
+    _records: Vec<KeyRecord>,
+) -> Result<(DemoStore, Option<Listener>), String> {
+    Err("--database-url needs the example built with --features postgres".into())
+}
+
+/// Redis: connect now; when Redis is unreachable (but the URL valid), start anyway and serve
+/// without limits until it is back, as the layer does for any limiter failure (logged).
+#[cfg(feature = "redis")]
+async fn redis_limiter(url: &str) -> Result<DemoLimiter, String> {
+    use ark_auth::redis::RedisRateLimiter;
+    let limiter = match RedisRateLimiter::connect(url).await {
+        Ok(l) => l,
+        Err(e) => {
+            let lazy =
+                RedisRateLimiter::connect_lazy(url).map_err(|_| format!("--redis-url: {e}"))?;
+            eprintln!(
+                "warning: Redis unreachable ({e}); serving without rate limits until it is back"
+            );
+            lazy
+        }
+    };
+    println!("rate limits: Redis (shared by every instance using it)");
+    Ok(DemoLimiter::Redis(limiter))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_limiter(_url: &str) -> Result<DemoLimiter, String> {
+    Err("--redis-url needs the example built with --features redis".into())
+}
+
+/// The router of a run on real services (either flag or variable set).
+async fn fleet_app(
+    records: Vec<KeyRecord>,
+    database_url: Option<&str>,
+    redis_url: Option<&str>,
+) -> Result<(Router, Option<Listener>), String> {
+    let (store, listener) = match database_url {
+        Some(url) => postgres_store(url, records).await?,
+        None => (
+            DemoStore::Memory(
+                MemoryKeyStore::from_records(records).map_err(|e| format!("keys file: {e}"))?,
+            ),
+            None,
+        ),
+    };
+    let limiter = match redis_url {
+        Some(url) => redis_limiter(url).await?,
+        None => DemoLimiter::Memory(MemoryRateLimiter::new()),
+    };
+    Ok((app_with(store, limiter), listener))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (listen, keys) = match parse_args(std::env::args().skip(1)) {
+    let (listen, keys, database_url, redis_url) = match parse_args(std::env::args().skip(1)) {
         Ok(Cli::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Ok(Cli::Run { listen, keys }) => (listen, keys),
+        Ok(Cli::Run {
+            listen,
+            keys,
+            database_url,
+            redis_url,
+        }) => (listen, keys, database_url, redis_url),
         Err(e) => {
             eprintln!("error: {e}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    let database_url = database_url.or_else(|| env_url("DATABASE_URL"));
+    let redis_url = redis_url.or_else(|| env_url("REDIS_URL"));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -844,13 +1064,29 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
-    // All or nothing: a bad keys file stops here, before anything listens.
-    let store = match &keys {
-        Some(path) => load_keys(path),
-        None => demo_keys().map_err(|e| format!("cannot generate demo keys: {e}")),
+    // All or nothing: a bad keys file (or an unreachable database) stops here, before
+    // anything listens.
+    let records = match &keys {
+        Some(path) => load_records(path),
+        None => demo_records(if database_url.is_some() {
+            "until removed from the database, where only their hashes are stored"
+        } else {
+            "while this server runs"
+        })
+        .map_err(|e| format!("cannot generate demo keys: {e}")),
     };
-    let store = match store {
-        Ok(s) => s,
+    let routed = match records {
+        Err(e) => Err(e),
+        // In memory, as ever.
+        Ok(records) if database_url.is_none() && redis_url.is_none() => {
+            MemoryKeyStore::from_records(records)
+                .map(|store| (app(store), None))
+                .map_err(|e| format!("keys file: {e}"))
+        }
+        Ok(records) => fleet_app(records, database_url.as_deref(), redis_url.as_deref()).await,
+    };
+    let (router, _listener) = match routed {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -870,7 +1106,7 @@ async fn main() -> ExitCode {
     println!("listening on http://{addr}");
     println!("  try: curl -s http://{addr}/v1/limits -H \"Authorization: Bearer <key>\"");
     println!("  SDKs: ARK_BASE_URL=http://{addr}/v1 ARK_API_KEY=<key>");
-    match axum::serve(listener, app(store))
+    match axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
     {
@@ -893,17 +1129,34 @@ mod tests {
             p(&[]),
             Ok(Cli::Run {
                 listen: DEFAULT_LISTEN.into(),
-                keys: None
+                keys: None,
+                database_url: None,
+                redis_url: None,
             })
         );
         assert_eq!(
             p(&["--listen", "0.0.0.0:1", "--keys=k.json"]),
             Ok(Cli::Run {
                 listen: "0.0.0.0:1".into(),
-                keys: Some("k.json".into())
+                keys: Some("k.json".into()),
+                database_url: None,
+                redis_url: None,
             })
         );
         assert_eq!(p(&["--help"]), Ok(Cli::Help));
+        assert_eq!(
+            p(&[
+                "--database-url",
+                "postgres://db/ark",
+                "--redis-url=redis://r/"
+            ]),
+            Ok(Cli::Run {
+                listen: DEFAULT_LISTEN.into(),
+                keys: None,
+                database_url: Some("postgres://db/ark".into()),
+                redis_url: Some("redis://r/".into()),
+            })
+        );
         assert!(p(&["--listen"]).is_err());
         let e = p(&["ark_test_0123456789abcdefXYZ"]).unwrap_err();
         assert!(!e.contains("0123456789abcdef"), "{e}");

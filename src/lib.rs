@@ -38,6 +38,9 @@
 //!
 //! - `serde`: the JSON keys-file loader ([`keys_file`]).
 //! - `axum`: [`AuthenticatedKey`] as an axum extractor.
+//! - `cache`: the verification cache [`cache::CachedKeyStore`] in front of any store.
+//! - `postgres`: the PostgreSQL key store [`postgres::PostgresKeyStore`] with its schema,
+//!   revocation listener and `last_used_at` tracking (enables `cache`).
 //! - `redis`: [`redis::RedisRateLimiter`], a rate limiter shared by a fleet through Redis.
 
 #![deny(unsafe_code, unreachable_pub)]
@@ -54,10 +57,14 @@ mod response;
 mod store;
 mod token;
 
+#[cfg(feature = "cache")]
+pub mod cache;
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "serde")]
 pub mod keys_file;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 

@@ -1,0 +1,308 @@
+//! Fleet test: two demo-server PROCESSES (`examples/server.rs`) sharing one PostgreSQL and
+//! one Redis, driven over real TCP:
+//!
+//! - a burst for one key spread over both instances is limited fleet-wide (at most the key's
+//!   limit + 1 admitted per window), because both count in the same Redis;
+//! - a key revoked in the database is refused by both instances within 1 s (measured), because
+//!   each instance's cache is invalidated by LISTEN/NOTIFY;
+//!
+//! and the keygen example's `--database-url` stores the hash of the key it prints, never
+//! the key.
+//!
+//! # Finding the server binary
+//!
+//! Cargo gives integration tests the path of the crate's binaries (`CARGO_BIN_EXE_*`) but not
+//! of its examples. `cargo test` builds the examples before it runs the tests, into
+//! `<target>/<profile>/examples/`, the directory beside this test's own `deps/`; the self
+//! dev-dependency in Cargo.toml turns on the `postgres` and `redis` features for them. So the
+//! test takes `current_exe()/../../examples/server`. When it is missing (a test binary run
+//! by hand), the test says how to build it (`cargo build --example server --features
+//! postgres,redis`) and skips, or fails under `CI=true`.
+//!
+//! Needs `DATABASE_URL` and `REDIS_URL` (skipped with a printed reason when unset, a
+//! failure under `CI=true`).
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ark_auth::postgres::PostgresOptions;
+use ark_auth::{generate_key, keys_file, Environment, Permissions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+fn server_binary() -> Option<PathBuf> {
+    example_binary("server")
+}
+
+fn example_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe
+        .parent()? // deps
+        .parent()? // <profile>
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if bin.is_file() {
+        return Some(bin);
+    }
+    let why = format!(
+        "no {name} example binary at {} (cargo test builds it; or run \
+         `cargo build --example {name} --features postgres,redis`)",
+        bin.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true: {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+struct Instance {
+    addr: SocketAddr,
+    _child: Child,
+}
+
+/// Starts the demo server on a free port with PostgreSQL and Redis and the keys file.
+async fn start(bin: &PathBuf, db: &str, redis: &str, keys: &std::path::Path) -> Instance {
+    let mut child = Command::new(bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            db,
+            "--redis-url",
+            redis,
+        ])
+        .arg("--keys")
+        .arg(keys)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the demo server");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .expect("server printed its address in time")
+            .unwrap()
+            .expect("server exited before listening (see its stderr above)");
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            break a.trim().parse::<SocketAddr>().unwrap();
+        }
+    };
+    // Keep draining stdout so the server never writes into a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Instance {
+        addr,
+        _child: child,
+    }
+}
+
+/// One `GET /v1/limits` with the key over a fresh connection; the status.
+async fn status(addr: SocketAddr, token: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /v1/limits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..buf.len().min(12)]).into_owned();
+    head.get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_limits_and_revocations() {
+    let Some(db) = pg::database_url("two_instances_share_limits_and_revocations") else {
+        return;
+    };
+    let Some(redis) = pg::service_url("REDIS_URL", "two_instances_share_limits_and_revocations")
+    else {
+        return;
+    };
+    let Some(bin) = server_binary() else {
+        return;
+    };
+    // The keys: one with a low limit for the burst, one to revoke. Imported by both servers
+    // from the same keys file (the import is an upsert, so twice is fine).
+    let limit = 5;
+    let burst = generate_key(Environment::Test).unwrap();
+    let burst_record = burst
+        .record
+        .clone()
+        .with_name("fleet-burst")
+        .with_permissions(Permissions::ALL)
+        .with_rate_limit(limit);
+    let doomed = generate_key(Environment::Test).unwrap();
+    let doomed_record = doomed
+        .record
+        .clone()
+        .with_name("fleet-doomed")
+        .with_permissions(Permissions::ALL)
+        .with_rate_limit(1000);
+    let dir = std::env::temp_dir().join(format!("ark-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys_path = dir.join("keys.json");
+    let doc = serde_json::json!({ "keys": [
+        keys_file::record_to_json(&burst_record),
+        keys_file::record_to_json(&doomed_record),
+    ]});
+    std::fs::File::create(&keys_path)
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+
+    let a = start(&bin, &db, &redis, &keys_path).await;
+    let b = start(&bin, &db, &redis, &keys_path).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = pg::store_at(&db, PostgresOptions::default()).await;
+
+    // --- Rate limit across the fleet: one burst, alternating between the instances.
+    let burst_token = burst.plaintext.expose_secret().to_owned();
+    // Start the burst just after a second boundary (Redis keeps whole-second windows here).
+    let sub = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1000 - sub) + 20)).await;
+    // Sequential, alternating A, B, A, B…: each request is decided before the next is sent,
+    // so the instances interleave exactly, all within one window (a few ms each).
+    let started = Instant::now();
+    let mut admitted = [0u32; 2];
+    let mut refused = 0;
+    for i in 0..40 {
+        let inst = if i % 2 == 0 { &a } else { &b };
+        match status(inst.addr, &burst_token).await {
+            200 => admitted[i % 2] += 1,
+            429 => refused += 1,
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    let took = started.elapsed();
+    let total = admitted[0] + admitted[1];
+    println!(
+        "fleet burst: 40 requests for one key (limit {limit}/s) over 2 instances in {:.0} ms: \
+         {total} admitted (A {}, B {}), {refused} refused with 429",
+        took.as_secs_f64() * 1e3,
+        admitted[0],
+        admitted[1]
+    );
+    assert!(total >= 1, "the key works");
+    // The burst may straddle one window boundary: limit + 1 is the documented bound.
+    assert!(
+        total <= limit + 1,
+        "fleet-wide limit exceeded: {total} > {limit} + 1 (two in-memory limiters would admit up to {})",
+        2 * limit
+    );
+
+    // --- Revocation across the fleet.
+    let doomed_token = doomed.plaintext.expose_secret().to_owned();
+    for inst in [&a, &b] {
+        // Both instances have the key cached (and their listeners up: wait for a first 200).
+        let start = Instant::now();
+        while status(inst.addr, &doomed_token).await != 200 {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Give the listeners time to be established (they start with the server).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for inst in [&a, &b] {
+        assert_eq!(status(inst.addr, &doomed_token).await, 200);
+    }
+    let revoked_at = Instant::now();
+    assert!(store.revoke(&doomed_record.id).await.unwrap());
+    let committed = revoked_at.elapsed();
+    let mut seen = [None, None];
+    while seen.iter().any(Option::is_none) {
+        for (i, inst) in [&a, &b].into_iter().enumerate() {
+            if seen[i].is_none() && status(inst.addr, &doomed_token).await == 401 {
+                seen[i] = Some(revoked_at.elapsed());
+            }
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "an instance still accepts the revoked key after 1 s: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let ms = |d: Option<Duration>| d.unwrap().as_secs_f64() * 1e3;
+    println!(
+        "fleet revocation: UPDATE returned after {:.1} ms; refused (401) by instance A after \
+         {:.1} ms, by instance B after {:.1} ms (bound 1000 ms)",
+        committed.as_secs_f64() * 1e3,
+        ms(seen[0]),
+        ms(seen[1])
+    );
+    store.remove(&doomed_record.id).await.unwrap();
+    store.remove(&burst_record.id).await.unwrap();
+}
+
+/// `keygen --database-url` stores the new key's record: the row holds the SHA-256 of the
+/// printed key and nothing that contains the key.
+#[tokio::test]
+async fn keygen_stores_only_the_hash() {
+    let Some(db) = pg::database_url("keygen_stores_only_the_hash") else {
+        return;
+    };
+    let Some(bin) = example_binary("keygen") else {
+        return;
+    };
+    let out = Command::new(bin)
+        .args([
+            "--permissions",
+            "emails:send",
+            "--name",
+            "fleet-keygen",
+            "--database-url",
+            &db,
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().next().unwrap().trim().to_owned();
+    let hash = ark_auth::KeyHash::of(&ark_auth::Token::parse(&token).unwrap());
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT id, row_to_json(k)::text FROM ark_api_keys k WHERE key_hash = $1",
+            &[&hash.as_bytes().as_slice()],
+        )
+        .await
+        .expect("the key's hash is in the table");
+    let id: String = row.get(0);
+    let whole_row: String = row.get(1);
+    assert!(
+        !whole_row.contains(&token[9..]),
+        "no part of the row holds the key"
+    );
+    assert!(whole_row.contains("fleet-keygen"));
+    client
+        .execute("DELETE FROM ark_api_keys WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+}
