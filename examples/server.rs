@@ -46,6 +46,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -283,7 +284,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
 }
 
 /// A JSON response carrying the request id in `X-Request-Id`.
-fn reply(rid: &Rid, status: StatusCode, body: Value) -> Response {
+fn reply(rid: &Rid, status: StatusCode, body: impl Serialize) -> Response {
     let mut res = (status, Json(body)).into_response();
     res.headers_mut()
         .insert(X_REQUEST_ID.clone(), rid.0.header_value());
@@ -294,12 +295,31 @@ fn meta(rid: &Rid) -> Value {
     json!({ "requestId": rid.0.as_str() })
 }
 
-/// `{"success": true, "data": …, "meta": {"requestId": …}}`.
-fn ok(rid: &Rid, data: Value) -> Response {
+/// `{"success": true, "data": …, "meta": {"requestId": …}}`, serialized straight from `data`
+/// (a typed value or a `json!` one).
+fn ok(rid: &Rid, data: impl Serialize) -> Response {
+    #[derive(Serialize)]
+    struct Ok<'a, T> {
+        success: bool,
+        data: T,
+        meta: Meta<'a>,
+    }
+    #[derive(Serialize)]
+    struct Meta<'a> {
+        #[serde(rename = "requestId")]
+        request_id: &'a str,
+    }
+    let meta = Meta {
+        request_id: rid.0.as_str(),
+    };
     reply(
         rid,
         StatusCode::OK,
-        json!({ "success": true, "data": data, "meta": meta(rid) }),
+        Ok {
+            success: true,
+            data,
+            meta,
+        },
     )
 }
 
@@ -441,7 +461,11 @@ impl StoredEmail {
 }
 
 async fn health(rid: Rid) -> Response {
-    ok(&rid, json!({ "status": "ok" }))
+    #[derive(Serialize)]
+    struct Health {
+        status: &'static str,
+    }
+    ok(&rid, Health { status: "ok" })
 }
 
 /// `POST /v1/emails`: `data` has the message `id` and `"test": true` for a test key (nothing
@@ -597,32 +621,70 @@ async fn get_email(
 /// `GET /v1/limits`: the calling key's rate limit as the layer left it (this request
 /// already counted), in the SDKs' `LimitsData` shape, plus who the key is.
 async fn limits(key: AuthenticatedKey, rid: Rid) -> Response {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Limits<'a> {
+        rate_limit: RateLimit,
+        key: Key<'a>,
+    }
+    #[derive(Serialize)]
+    struct RateLimit {
+        limit: u32,
+        period: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        remaining: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reset: Option<u64>,
+    }
+    #[derive(Serialize)]
+    struct Key<'a> {
+        id: &'a str,
+        name: &'a str,
+        environment: &'static str,
+        permissions: Names,
+        tenant: Option<&'a str>,
+    }
     let rate_limit = match key.rate_limit_state() {
-        Some(d) => json!({
-            "limit": d.limit,
-            "period": "second",
-            "remaining": d.remaining,
-            "reset": d.reset,
-        }),
+        Some(d) => RateLimit {
+            limit: d.limit,
+            period: "second",
+            remaining: Some(d.remaining),
+            reset: Some(d.reset),
+        },
         // The limiter failed and the layer served the request without a limit.
-        None => {
-            let quota = key.rate_limit().map_or(DEFAULT_QUOTA, Quota::per_second);
-            json!({ "limit": quota.limit().get(), "period": "second" })
-        }
+        None => RateLimit {
+            limit: key
+                .rate_limit()
+                .map_or(DEFAULT_QUOTA, Quota::per_second)
+                .limit()
+                .get(),
+            period: "second",
+            remaining: None,
+            reset: None,
+        },
     };
     ok(
         &rid,
-        json!({
-            "rateLimit": rate_limit,
-            "key": {
-                "id": key.id(),
-                "name": key.name(),
-                "environment": key.environment().as_str(),
-                "permissions": permission_names(key.permissions()),
-                "tenant": key.tenant(),
+        Limits {
+            rate_limit,
+            key: Key {
+                id: key.id(),
+                name: key.name(),
+                environment: key.environment().as_str(),
+                permissions: Names(key.permissions()),
+                tenant: key.tenant(),
             },
-        }),
+        },
     )
+}
+
+/// Permission wire names as a JSON array.
+struct Names(Permissions);
+
+impl Serialize for Names {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(Permission::as_str))
+    }
 }
 
 fn permission_names(p: Permissions) -> Vec<&'static str> {
