@@ -34,6 +34,13 @@ impl<B> ArkAuthBody<B> {
         }
     }
 
+    /// A body with no data (the layer's gRPC answers).
+    pub(crate) fn empty() -> Self {
+        ArkAuthBody {
+            kind: Kind::Rejection { data: None },
+        }
+    }
+
     pub(crate) fn rejection(data: Bytes) -> Self {
         ArkAuthBody {
             kind: Kind::Rejection { data: Some(data) },

@@ -6,20 +6,20 @@ use http::request::Parts;
 
 use crate::body::ArkAuthBody;
 use crate::key::AuthenticatedKey;
-use crate::response::{Rejection, RequestId};
+use crate::response::{Rejection, Reply};
 use crate::token::CredentialError;
 
 /// Rejection of the [`AuthenticatedKey`] extractor on a route that
 /// [`ArkAuthLayer`](crate::ArkAuthLayer) does not cover: the contract's 401 `authentication_required`,
 /// so a mis-wired route fails closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingAuthenticatedKey(RequestId);
+pub struct MissingAuthenticatedKey(Reply);
 
 impl IntoResponse for MissingAuthenticatedKey {
     fn into_response(self) -> Response {
         tracing::warn!("ark-auth: AuthenticatedKey extracted on a route without ArkAuthLayer");
         Rejection::Credentials(CredentialError::Missing)
-            .into_response::<axum_core::body::Body>(&self.0)
+            .into_response::<axum_core::body::Body>(self.0)
             .map(|b: ArkAuthBody<axum_core::body::Body>| axum_core::body::Body::new(b))
     }
 }
@@ -40,7 +40,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedKey {
             .extensions
             .get::<AuthenticatedKey>()
             .cloned()
-            .ok_or_else(|| MissingAuthenticatedKey(RequestId::from_headers(&parts.headers)))
+            .ok_or_else(|| MissingAuthenticatedKey(Reply::for_request(&parts.headers)))
     }
 }
 

@@ -42,6 +42,13 @@ impl KeyHash {
         &self.0
     }
 
+    /// The first 8 bytes, as a number: a uniform 64-bit hash of the key, for tables.
+    pub(crate) fn prefix(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(b)
+    }
+
     /// Lower-case hex, 64 characters.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

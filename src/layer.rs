@@ -18,7 +18,7 @@ use crate::permission::Permissions;
 use crate::policy::{Access, AccessPolicy, RequestHead};
 use crate::rate_limit::LimiterError;
 use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter};
-use crate::response::{set_rate_limit_headers, Rejection, RequestId};
+use crate::response::{set_rate_limit_headers, Rejection, Reply};
 use crate::store::{Answer, KeyStore, StoreError};
 use crate::token::{bearer_token, Environment};
 
@@ -329,7 +329,7 @@ pin_project! {
             denied: Option<Rejection>,
         },
         Call { #[pin] fut: SF, limit: Option<RateLimitDecision> },
-        Reject { rejection: Option<(Rejection, RequestId)> },
+        Reject { rejection: Option<(Rejection, Reply)> },
     }
 }
 
@@ -416,16 +416,16 @@ fn reject_state<S, B, LF, RF, SF>(
     rejection: Rejection,
     req: &Request<B>,
 ) -> State<S, B, LF, RF, SF> {
-    let id = RequestId::from_headers(req.headers());
+    let reply = Reply::for_request(req.headers());
     // The code and the request id only: never a header, the path or the query string (a
     // client may have put its key there).
     tracing::debug!(
         code = rejection.code().as_str(),
-        request_id = id.as_str(),
+        request_id = reply.id().as_str(),
         "ark-auth: request rejected"
     );
     State::Reject {
-        rejection: Some((rejection, id)),
+        rejection: Some((rejection, reply)),
     }
 }
 
@@ -648,8 +648,8 @@ where
                     return Poll::Ready(Ok(Response::from_parts(parts, ArkAuthBody::inner(body))));
                 }
                 StateProj::Reject { rejection } => {
-                    let (rejection, id) = rejection.take().expect("polled after completion");
-                    return Poll::Ready(Ok(rejection.into_response(&id)));
+                    let (rejection, reply) = rejection.take().expect("polled after completion");
+                    return Poll::Ready(Ok(rejection.into_response(reply)));
                 }
                 StateProj::Lookup { fut, pending } => {
                     let w = this

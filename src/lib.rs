@@ -38,6 +38,7 @@
 //!
 //! - `serde`: the JSON keys-file loader ([`keys_file`]).
 //! - `axum`: [`AuthenticatedKey`] as an axum extractor.
+//! - `redis`: [`redis::RedisRateLimiter`], a rate limiter shared by a fleet through Redis.
 
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
@@ -57,6 +58,8 @@ mod token;
 mod extract;
 #[cfg(feature = "serde")]
 pub mod keys_file;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use body::ArkAuthBody;
 #[cfg(feature = "axum")]

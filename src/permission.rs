@@ -88,6 +88,16 @@ impl FromStr for Permission {
 pub struct Permissions(u8);
 
 impl Permissions {
+    /// The set as bits, one per permission in the order of [`Permission::ALL`].
+    pub(crate) const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set of the bits of `bits` that name a permission.
+    pub(crate) const fn from_bits_truncate(bits: u8) -> Self {
+        Permissions(bits & Permissions::ALL.0)
+    }
+
     /// No permission.
     pub const NONE: Permissions = Permissions(0);
     /// Every permission (a full-access key).
@@ -149,13 +159,13 @@ impl Permissions {
         Ok(set)
     }
 
-    /// The wire names, space-separated (the `scope` form of RFC 6750).
-    pub(crate) fn write_names(self, out: &mut String, sep: &str) {
+    /// The wire names separated by `sep`, each piece handed to `push` in order.
+    pub(crate) fn write_names(self, mut push: impl FnMut(&str), sep: &str) {
         for (i, p) in self.iter().enumerate() {
             if i > 0 {
-                out.push_str(sep);
+                push(sep);
             }
-            out.push_str(p.as_str());
+            push(p.as_str());
         }
     }
 }
@@ -196,9 +206,9 @@ impl FromIterator<Permission> for Permissions {
 /// Space-separated wire names (`emails:send domains:manage`); empty for the empty set.
 impl fmt::Display for Permissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
-        self.write_names(&mut s, " ");
-        f.write_str(&s)
+        let mut result = Ok(());
+        self.write_names(|s| result = result.and_then(|()| f.write_str(s)), " ");
+        result
     }
 }
 

@@ -1,14 +1,17 @@
 //! Per-key rate limiting: the [`RateLimiter`] trait and the in-memory [`MemoryRateLimiter`].
 
 use std::future::{Future, Ready};
+use std::hash::BuildHasherDefault;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dashmap::DashMap;
+
 use crate::key::{KeyHash, KeyRecord};
-use crate::store::{Answer, DigestMap};
+use crate::store::{Answer, DigestHasher};
 
 /// A rate limit: `limit` requests per `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,7 +56,7 @@ impl Quota {
         self.window
     }
 
-    fn window_us(&self) -> u64 {
+    pub(crate) fn window_us(&self) -> u64 {
         u64::try_from(self.window.as_micros()).unwrap_or(u64::MAX / 4)
     }
 }
@@ -156,6 +159,17 @@ pub(crate) struct Outcome {
 }
 
 impl WindowState {
+    /// The counters of window `window` (a shared limiter's stored state).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn at(window: u64, prev: u32, curr: u32) -> Self {
+        WindowState {
+            window,
+            stale_at: 0,
+            prev,
+            curr,
+        }
+    }
+
     /// The sliding-window step at `now`; counts the request when `consume` and admitted.
     pub(crate) fn check(&mut self, now: u64, quota: Quota, consume: bool) -> Outcome {
         let w = quota.window_us().max(1);
@@ -237,13 +251,19 @@ impl Clock {
     }
 
     pub(crate) fn decision(&self, o: Outcome, quota: Quota) -> RateLimitDecision {
-        RateLimitDecision {
-            allowed: o.allowed,
-            limit: quota.limit.get(),
-            remaining: o.remaining,
-            reset: (self.epoch_unix_us + o.reset_at).div_ceil(1_000_000),
-            retry_after: o.retry_after.map(Duration::from_micros),
-        }
+        decision_at(self.epoch_unix_us, o, quota)
+    }
+}
+
+/// The decision for an outcome whose times count microseconds from the Unix time
+/// `epoch_unix_us` (0 when they are Unix times already, as a shared limiter's server clock).
+pub(crate) fn decision_at(epoch_unix_us: u64, o: Outcome, quota: Quota) -> RateLimitDecision {
+    RateLimitDecision {
+        allowed: o.allowed,
+        limit: quota.limit.get(),
+        remaining: o.remaining,
+        reset: (epoch_unix_us + o.reset_at).div_ceil(1_000_000),
+        retry_after: o.retry_after.map(Duration::from_micros),
     }
 }
 
@@ -295,8 +315,41 @@ pub struct MemoryRateLimiter {
     inner: Arc<LimiterInner>,
 }
 
+/// What the limiter keeps per active key: 16 bytes, under the first 8 bytes of the key's
+/// hash (a table bucket of 24 bytes). Two keys whose digests share their first 64 bits would
+/// share counters; among a million keys the chance is about 3 in 10^8, and nobody can aim
+/// for it without inverting SHA-256.
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    /// When both counters are stale: `(window + 2) × window length`, so the window index is
+    /// `stale_at / window length − 2` (any other quota finds it stale and starts afresh).
+    stale_at: u64,
+    prev: u32,
+    curr: u32,
+}
+
+impl Counters {
+    fn step(&mut self, now: u64, quota: Quota, consume: bool) -> Outcome {
+        let mut st = WindowState {
+            window: (self.stale_at / quota.window_us().max(1)).wrapping_sub(2),
+            stale_at: self.stale_at,
+            prev: self.prev,
+            curr: self.curr,
+        };
+        let outcome = st.check(now, quota, consume);
+        *self = Counters {
+            stale_at: st.stale_at,
+            prev: st.prev,
+            curr: st.curr,
+        };
+        outcome
+    }
+}
+
+type CounterMap = DashMap<u64, Counters, BuildHasherDefault<DigestHasher>>;
+
 struct LimiterInner {
-    keys: DigestMap<WindowState>,
+    keys: CounterMap,
     clock: Clock,
     last_sweep: AtomicU64,
 }
@@ -317,7 +370,7 @@ impl MemoryRateLimiter {
     pub fn new() -> Self {
         MemoryRateLimiter {
             inner: Arc::new(LimiterInner {
-                keys: DigestMap::default(),
+                keys: CounterMap::default(),
                 clock: Clock::new(),
                 last_sweep: AtomicU64::new(0),
             }),
@@ -347,14 +400,11 @@ impl MemoryRateLimiter {
         {
             inner.sweep(now);
         }
-        let outcome = match inner.keys.get_mut(key) {
-            Some(mut st) => st.check(now, quota, consume),
-            None if consume => inner
-                .keys
-                .entry(*key)
-                .or_default()
-                .check(now, quota, consume),
-            None => WindowState::default().check(now, quota, false),
+        let key = key.prefix();
+        let outcome = match inner.keys.get_mut(&key) {
+            Some(mut c) => c.step(now, quota, consume),
+            None if consume => inner.keys.entry(key).or_default().step(now, quota, consume),
+            None => Counters::default().step(now, quota, false),
         };
         inner.clock.decision(outcome, quota)
     }

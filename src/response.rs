@@ -2,8 +2,9 @@
 //! headers of section 4.
 
 use std::cell::RefCell;
+use std::sync::LazyLock;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
@@ -64,6 +65,25 @@ impl ErrorCode {
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
+
+    /// The gRPC status code that goes with the code, for callers speaking gRPC:
+    /// 16 `UNAUTHENTICATED`, 7 `PERMISSION_DENIED`, 8 `RESOURCE_EXHAUSTED`, 14 `UNAVAILABLE`.
+    ///
+    /// ```
+    /// use ark_auth::ErrorCode;
+    /// assert_eq!(ErrorCode::InvalidApiKey.grpc_status(), 16);
+    /// assert_eq!(ErrorCode::RateLimitExceeded.grpc_status(), 8);
+    /// ```
+    pub const fn grpc_status(self) -> u8 {
+        match self {
+            ErrorCode::AuthenticationRequired
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::ExpiredApiKey => 16,
+            ErrorCode::PermissionDenied => 7,
+            ErrorCode::RateLimitExceeded => 8,
+            ErrorCode::ServiceUnavailable => 14,
+        }
+    }
 }
 
 /// Why the layer answered a request itself.
@@ -111,6 +131,27 @@ macro_rules! invalid_token {
 /// Prefix of the `WWW-Authenticate` value of a 403; the scope and a closing `"` follow.
 const INSUFFICIENT_SCOPE: &str = "Bearer realm=\"ark\", error=\"insufficient_scope\", scope=\"";
 
+/// The `WWW-Authenticate` value of a 403 for a route requiring `required`:
+/// `Bearer realm="ark", error="insufficient_scope", scope="<names>"`.
+///
+/// There are 32 sets of permissions, so all 32 values are rendered once, on first use, and
+/// kept for the life of the process (about 3 KB): a 403 then clones a static value, with no
+/// allocation and no shared reference count.
+fn insufficient_scope(required: Permissions) -> HeaderValue {
+    static VALUES: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+        (0..=Permissions::ALL.bits())
+            .map(|bits| {
+                let mut v = String::from(INSUFFICIENT_SCOPE);
+                Permissions::from_bits_truncate(bits).write_names(|s| v.push_str(s), " ");
+                v.push('"');
+                let v: &'static str = Box::leak(v.into_boxed_str());
+                HeaderValue::from_static(v)
+            })
+            .collect()
+    });
+    VALUES[usize::from(required.bits())].clone()
+}
+
 /// One of the two texts of an error body.
 ///
 /// Invariant (relied on by [`json_body`], which does no escaping): every part is a fixed
@@ -136,27 +177,31 @@ impl Text {
         }
     }
 
-    fn push_to(self, out: &mut String) {
+    fn push_to(self, out: &mut Vec<u8>) {
+        let mut push = |s: &str| out.extend_from_slice(s.as_bytes());
         match self {
-            Text::Fixed(s) => out.push_str(s),
+            Text::Fixed(s) => push(s),
             Text::Names(before, names, after) => {
-                out.push_str(before);
-                names.write_names(out, TEXT_NAME_SEP);
-                out.push_str(after);
+                push(before);
+                names.write_names(&mut push, TEXT_NAME_SEP);
+                push(after);
             }
             Text::Number(before, n, after) => {
-                out.push_str(before);
-                push_decimal(out, n);
-                out.push_str(after);
+                push(before);
+                match small_digits(n) {
+                    Some(s) => push(s),
+                    None => push(itoa::Buffer::new().format(n)),
+                }
+                push(after);
             }
         }
     }
 
     #[cfg(test)]
     fn render(self) -> String {
-        let mut s = String::new();
+        let mut s = Vec::new();
         self.push_to(&mut s);
-        s
+        String::from_utf8(s).unwrap()
     }
 }
 
@@ -271,15 +316,7 @@ impl Rejection {
             Rejection::Revoked => invalid_token!("The API key has been revoked"),
             Rejection::Expired => invalid_token!("The API key has expired"),
             Rejection::MissingPermissions { required, .. }
-            | Rejection::OtherTenant { required, .. } => {
-                let mut v =
-                    String::with_capacity(INSUFFICIENT_SCOPE.len() + names_len(*required, " ") + 1);
-                v.push_str(INSUFFICIENT_SCOPE);
-                required.write_names(&mut v, " ");
-                v.push('"');
-                // Exact capacity: the String's buffer becomes the value's, one allocation.
-                return HeaderValue::try_from(v).ok();
-            }
+            | Rejection::OtherTenant { required, .. } => insufficient_scope(*required),
             Rejection::RateLimited(_) | Rejection::Unavailable => return None,
         })
     }
@@ -294,41 +331,177 @@ impl Rejection {
         }
     }
 
-    /// The JSON response for this rejection.
-    pub(crate) fn into_response<B>(self, request_id: &RequestId) -> Response<ArkAuthBody<B>> {
+    /// `Retry-After`: on a 429 and a 503.
+    fn retry_after(&self) -> Option<HeaderValue> {
+        match self {
+            Rejection::RateLimited(d) => Some(number_value(d.retry_after_secs())),
+            Rejection::Unavailable => {
+                Some(const { HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The response for this rejection: the JSON envelope, or the gRPC form when the caller
+    /// speaks gRPC.
+    pub(crate) fn into_response<B>(self, reply: Reply) -> Response<ArkAuthBody<B>> {
         let code = self.code();
         let (message, suggestion) = self.texts();
-        let json = json_body(code, message, suggestion, request_id.as_str());
+        let (www, limit, retry) = (self.www_authenticate(), self.limit(), self.retry_after());
+        if let Some(grpc) = reply.grpc {
+            let id = reply.id.0;
+            let mut res = grpc_response(grpc, code, message);
+            insert_headers(res.headers_mut(), id, www, limit, retry);
+            return res;
+        }
+        let json = json_body(code, message, suggestion, reply.id.0.as_bytes());
+        let id = reply.id.0;
         let mut res = Response::new(ArkAuthBody::rejection(Bytes::from(json)));
         *res.status_mut() = code.status();
+        let ct = const { HeaderValue::from_static("application/json") };
         let h = res.headers_mut();
-        // At most 7 headers (a 429): sized once, never regrown.
-        h.reserve(8);
-        h.insert(
-            CONTENT_TYPE,
-            const { HeaderValue::from_static("application/json") },
-        );
-        h.insert(X_REQUEST_ID.clone(), request_id.header_value());
-        if let Some(v) = self.www_authenticate() {
-            h.insert(WWW_AUTHENTICATE, v);
-        }
-        if let Some(d) = self.limit() {
-            set_rate_limit_headers(h, d);
-        }
-        match &self {
-            Rejection::RateLimited(d) => {
-                h.insert(RETRY_AFTER, number_value(d.retry_after_secs()));
+        // Every rejection has one of four shapes (see [`Shapes`]).
+        match (www, limit, retry) {
+            (Some(www), None, None) => {
+                *h = SHAPES.unauthorized.clone();
+                fill(h, [ct, id, www]);
             }
-            Rejection::Unavailable => {
-                h.insert(
-                    RETRY_AFTER,
-                    const { HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER) },
-                );
+            (Some(www), Some(d), None) => {
+                let [l, r, s] = rate_limit_values(d);
+                *h = SHAPES.forbidden.clone();
+                fill(h, [ct, id, www, l, r, s]);
             }
-            _ => {}
+            (None, Some(d), Some(retry)) => {
+                let [l, r, s] = rate_limit_values(d);
+                *h = SHAPES.limited.clone();
+                fill(h, [ct, id, l, r, s, retry]);
+            }
+            (None, None, Some(retry)) => {
+                *h = SHAPES.unavailable.clone();
+                fill(h, [ct, id, retry]);
+            }
+            (www, limit, retry) => {
+                h.insert(CONTENT_TYPE, ct);
+                insert_headers(h, id, www, limit, retry);
+            }
         }
         res
     }
+}
+
+/// Inserts `X-Request-Id` and whichever of `WWW-Authenticate`, the rate-limit headers and
+/// `Retry-After` a rejection has.
+fn insert_headers(
+    h: &mut HeaderMap,
+    id: HeaderValue,
+    www: Option<HeaderValue>,
+    limit: Option<&RateLimitDecision>,
+    retry: Option<HeaderValue>,
+) {
+    h.reserve(6);
+    h.insert(X_REQUEST_ID.clone(), id);
+    if let Some(v) = www {
+        h.insert(WWW_AUTHENTICATE, v);
+    }
+    if let Some(d) = limit {
+        set_rate_limit_headers(h, d);
+    }
+    if let Some(v) = retry {
+        h.insert(RETRY_AFTER, v);
+    }
+}
+
+/// How the layer answers one request it refuses: the request's id, and whether the caller
+/// speaks gRPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    id: RequestId,
+    grpc: Option<Grpc>,
+}
+
+impl Reply {
+    pub(crate) fn for_request(headers: &HeaderMap) -> Self {
+        Reply {
+            id: RequestId::from_headers(headers),
+            grpc: Grpc::of(headers),
+        }
+    }
+
+    pub(crate) fn id(&self) -> &RequestId {
+        &self.id
+    }
+}
+
+/// A gRPC caller (its `Content-Type` is `application/grpc…`), which reads errors from the
+/// `grpc-status` and `grpc-message` of a trailers-only response, not from the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grpc {
+    /// `application/grpc`, `application/grpc+proto`, …
+    Http2,
+    /// `application/grpc-web…`: the same trailers-only form, in its own content type.
+    Web,
+}
+
+impl Grpc {
+    fn of(headers: &HeaderMap) -> Option<Grpc> {
+        let v = headers.get(CONTENT_TYPE)?.as_bytes();
+        let rest = v.strip_prefix(b"application/grpc")?;
+        match rest.first() {
+            None | Some(b'+' | b';') => Some(Grpc::Http2),
+            Some(b'-') if rest.starts_with(b"-web") => Some(Grpc::Web),
+            _ => None,
+        }
+    }
+}
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// A trailers-only gRPC response: HTTP 200, `grpc-status` and `grpc-message` in the headers,
+/// no body (the gRPC over HTTP/2 protocol's form for a call that fails before any message).
+fn grpc_response<B>(grpc: Grpc, code: ErrorCode, message: Text) -> Response<ArkAuthBody<B>> {
+    let mut res = Response::new(ArkAuthBody::empty());
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        match grpc {
+            Grpc::Http2 => const { HeaderValue::from_static("application/grpc") },
+            Grpc::Web => const { HeaderValue::from_static("application/grpc-web+proto") },
+        },
+    );
+    h.insert(
+        GRPC_STATUS.clone(),
+        match code {
+            ErrorCode::AuthenticationRequired
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::ExpiredApiKey => const { HeaderValue::from_static("16") },
+            ErrorCode::PermissionDenied => const { HeaderValue::from_static("7") },
+            ErrorCode::RateLimitExceeded => const { HeaderValue::from_static("8") },
+            ErrorCode::ServiceUnavailable => const { HeaderValue::from_static("14") },
+        },
+    );
+    let mut text = Vec::with_capacity(message.len());
+    message.push_to(&mut text);
+    if let Ok(v) = HeaderValue::try_from(grpc_percent_encode(&text)) {
+        h.insert(GRPC_MESSAGE.clone(), v);
+    }
+    res
+}
+
+/// `grpc-message` encoding: bytes outside `0x20..=0x7E`, and `%`, as `%XX`.
+fn grpc_percent_encode(text: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text {
+        if (0x20..=0x7E).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
 }
 
 /// The error envelope of contract section 3, in this key order:
@@ -340,13 +513,13 @@ impl Rejection {
 /// [`RequestId::from_headers`], or generated). Nothing from the token ever enters a response.
 /// The `String` gets its exact final size up front, so it is one allocation, handed to the
 /// body's `Bytes` as is.
-fn json_body(code: ErrorCode, message: Text, suggestion: Text, request_id: &str) -> String {
+fn json_body(code: ErrorCode, message: Text, suggestion: Text, request_id: &[u8]) -> Vec<u8> {
     const OPEN: &str = r#"{"success":false,"error":{"code":""#;
     const MESSAGE: &str = r#"","message":""#;
     const SUGGESTION: &str = r#"","suggestion":""#;
     const REQUEST_ID: &str = r#""},"meta":{"requestId":""#;
     const CLOSE: &str = r#""}}"#;
-    debug_assert!(is_valid_request_id(request_id.as_bytes()));
+    debug_assert!(is_valid_request_id(request_id));
     let code = code.as_str();
     let len = OPEN.len()
         + code.len()
@@ -357,16 +530,16 @@ fn json_body(code: ErrorCode, message: Text, suggestion: Text, request_id: &str)
         + REQUEST_ID.len()
         + request_id.len()
         + CLOSE.len();
-    let mut json = String::with_capacity(len);
-    json.push_str(OPEN);
-    json.push_str(code);
-    json.push_str(MESSAGE);
+    let mut json = Vec::with_capacity(len);
+    json.extend_from_slice(OPEN.as_bytes());
+    json.extend_from_slice(code.as_bytes());
+    json.extend_from_slice(MESSAGE.as_bytes());
     message.push_to(&mut json);
-    json.push_str(SUGGESTION);
+    json.extend_from_slice(SUGGESTION.as_bytes());
     suggestion.push_to(&mut json);
-    json.push_str(REQUEST_ID);
-    json.push_str(request_id);
-    json.push_str(CLOSE);
+    json.extend_from_slice(REQUEST_ID.as_bytes());
+    json.extend_from_slice(request_id);
+    json.extend_from_slice(CLOSE.as_bytes());
     debug_assert_eq!(json.len(), len);
     json
 }
@@ -386,9 +559,25 @@ fn names_len(names: Permissions, sep: &str) -> usize {
 /// once a second) come from a one-entry cache per thread (see [`NumberValues`]); only a
 /// remaining count above 9999 is rendered afresh, with one allocation.
 pub(crate) fn set_rate_limit_headers(h: &mut HeaderMap, d: &RateLimitDecision) {
+    let [limit, remaining, reset] = rate_limit_values(d);
+    if h.capacity() == 0 {
+        // A response without headers (nothing allocated yet): a copy of a map that has the
+        // three names already, the values filled in place. Copying a few words per header is
+        // about half the work of inserting, which hashes every name.
+        *h = SHAPES.rate_limit.clone();
+        fill(h, [limit, remaining, reset]);
+        return;
+    }
     // Room for the three at once: a handler's response with a few headers of its own is not
     // regrown one insert at a time.
     h.reserve(3);
+    h.insert(X_RATELIMIT_LIMIT.clone(), limit);
+    h.insert(X_RATELIMIT_REMAINING.clone(), remaining);
+    h.insert(X_RATELIMIT_RESET.clone(), reset);
+}
+
+/// The values of `X-RateLimit-Limit`, `-Remaining` and `-Reset`.
+fn rate_limit_values(d: &RateLimitDecision) -> [HeaderValue; 3] {
     let limit = u64::from(d.limit);
     let [limit, reset] = NUMBER_VALUES
         .try_with(|values| {
@@ -403,13 +592,68 @@ pub(crate) fn set_rate_limit_headers(h: &mut HeaderMap, d: &RateLimitDecision) {
         .flatten()
         // Only while this thread's locals are being destroyed.
         .unwrap_or_else(|| [limit, d.reset].map(number_value));
-    h.insert(X_RATELIMIT_LIMIT.clone(), limit);
-    // Rendered here rather than up front: measured ~10 ns faster with a 10-digit count.
-    h.insert(
-        X_RATELIMIT_REMAINING.clone(),
-        number_value(u64::from(d.remaining)),
-    );
-    h.insert(X_RATELIMIT_RESET.clone(), reset);
+    [limit, number_value(u64::from(d.remaining)), reset]
+}
+
+/// Header maps with every name of a response the layer writes, in order, and placeholder
+/// values: a response's map is a clone of one of them with its values replaced in order
+/// ([`fill`]), which copies a few words per header where building it would hash every name.
+struct Shapes {
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset`.
+    rate_limit: HeaderMap,
+    /// A 401: `Content-Type`, `X-Request-Id`, `WWW-Authenticate`.
+    unauthorized: HeaderMap,
+    /// A 403: a 401's, then the rate-limit headers.
+    forbidden: HeaderMap,
+    /// A 429: `Content-Type`, `X-Request-Id`, the rate-limit headers, `Retry-After`.
+    limited: HeaderMap,
+    /// A 503: `Content-Type`, `X-Request-Id`, `Retry-After`.
+    unavailable: HeaderMap,
+}
+
+static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
+    let shape = |names: &[&HeaderName]| {
+        let mut h = HeaderMap::with_capacity(names.len());
+        for &name in names {
+            h.append(name.clone(), HeaderValue::from_static(""));
+        }
+        h
+    };
+    let json = [&CONTENT_TYPE, &X_REQUEST_ID];
+    let limits = [
+        &X_RATELIMIT_LIMIT,
+        &X_RATELIMIT_REMAINING,
+        &X_RATELIMIT_RESET,
+    ];
+    Shapes {
+        rate_limit: shape(&limits),
+        unauthorized: shape(&[json[0], json[1], &WWW_AUTHENTICATE]),
+        forbidden: shape(&[
+            json[0],
+            json[1],
+            &WWW_AUTHENTICATE,
+            limits[0],
+            limits[1],
+            limits[2],
+        ]),
+        limited: shape(&[
+            json[0],
+            json[1],
+            limits[0],
+            limits[1],
+            limits[2],
+            &RETRY_AFTER,
+        ]),
+        unavailable: shape(&[json[0], json[1], &RETRY_AFTER]),
+    }
+});
+
+/// Replaces the values of `h` (a clone of a [`Shapes`] map), in order.
+fn fill<const N: usize>(h: &mut HeaderMap, values: [HeaderValue; N]) {
+    debug_assert_eq!(h.len(), N);
+    for (slot, v) in h.values_mut().zip(values) {
+        *slot = v;
+    }
 }
 
 /// Largest number whose header value is static (see [`SMALL_DIGITS`]).
@@ -471,13 +715,6 @@ const fn decimal_len(n: u64) -> usize {
     match n.checked_ilog10() {
         Some(l) => l as usize + 1,
         None => 1,
-    }
-}
-
-fn push_decimal(out: &mut String, n: u64) {
-    match small_digits(n) {
-        Some(s) => out.push_str(s),
-        None => out.push_str(itoa::Buffer::new().format(n)),
     }
 }
 
@@ -566,7 +803,22 @@ impl RequestId {
     pub fn generate() -> Self {
         let n = fastrand::u128(..) & ((1u128 << 80) - 1);
         let id = generated_id(n);
-        RequestId(HeaderValue::from_bytes(&id).expect("hex is a valid header value"))
+        let value = ID_BLOCK
+            .try_with(|block| {
+                let mut block = block.try_borrow_mut().ok()?;
+                if block.capacity() < id.len() {
+                    *block = BytesMut::with_capacity(ID_BLOCK_IDS * id.len());
+                }
+                block.extend_from_slice(&id);
+                HeaderValue::from_maybe_shared(block.split().freeze()).ok()
+            })
+            .ok()
+            .flatten();
+        RequestId(
+            value.unwrap_or_else(|| {
+                HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+            }),
+        )
     }
 
     /// The id.
@@ -579,6 +831,14 @@ impl RequestId {
     pub fn header_value(&self) -> HeaderValue {
         self.0.clone()
     }
+}
+
+/// Generated ids per allocation: each thread writes its ids side by side into a block and
+/// hands out each as a view of the block (a reference count, not an allocation per id).
+const ID_BLOCK_IDS: usize = 128;
+
+thread_local! {
+    static ID_BLOCK: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
 /// `req_` and the low 80 bits of `n` as 20 lowercase hex digits (`format!("req_{n:020x}")`
@@ -910,7 +1170,7 @@ mod tests {
             required: Permission::DomainsManage | Permission::WebhooksManage,
             limit: None,
         };
-        let res = r.into_response::<()>(&RequestId::generate());
+        let res = r.into_response::<()>(Reply::for_request(&HeaderMap::new()));
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             res.headers()[WWW_AUTHENTICATE],
@@ -1016,10 +1276,10 @@ mod tests {
         ]
     }
 
-    fn golden_request_id() -> RequestId {
+    fn golden_reply() -> Reply {
         let mut h = HeaderMap::new();
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("req-Golden_1.x"));
-        RequestId::from_headers(&h)
+        Reply::for_request(&h)
     }
 
     fn body_of(res: Response<ArkAuthBody<Empty<Bytes>>>) -> (http::response::Parts, String) {
@@ -1153,10 +1413,10 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
 
     #[test]
     fn responses_are_byte_for_byte_the_previous_ones() {
-        let id = golden_request_id();
+        let reply = golden_reply();
         let mut out = String::new();
         for (name, r) in cases() {
-            let (parts, body) = body_of(r.into_response(&id));
+            let (parts, body) = body_of(r.into_response(reply.clone()));
             out.push_str(&format!("CASE {name} {}\n", parts.status.as_u16()));
             for (k, v) in &parts.headers {
                 out.push_str(&format!("H {k}: {}\n", v.to_str().unwrap()));
@@ -1170,13 +1430,67 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
     }
 
     #[test]
+    fn grpc_callers_are_recognised_by_content_type() {
+        let grpc = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            Grpc::of(&h)
+        };
+        assert_eq!(grpc("application/grpc"), Some(Grpc::Http2));
+        assert_eq!(grpc("application/grpc+proto"), Some(Grpc::Http2));
+        assert_eq!(grpc("application/grpc;charset=utf-8"), Some(Grpc::Http2));
+        assert_eq!(grpc("application/grpc-web"), Some(Grpc::Web));
+        assert_eq!(grpc("application/grpc-web-text"), Some(Grpc::Web));
+        assert_eq!(grpc("application/grpcx"), None);
+        assert_eq!(grpc("application/grpc-other"), None);
+        assert_eq!(grpc("application/json"), None);
+        assert_eq!(grpc("APPLICATION/GRPC"), None);
+        assert_eq!(Grpc::of(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn grpc_rejections_are_trailers_only_with_the_status_and_message() {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("rid-1"));
+        let reply = Reply::for_request(&h);
+        for (name, r) in cases() {
+            let code = r.code();
+            let (message, _) = r.texts();
+            let limit = r.limit().copied();
+            let (parts, body) = body_of(r.into_response(reply.clone()));
+            assert_eq!(parts.status, StatusCode::OK, "{name}");
+            assert_eq!(parts.headers[CONTENT_TYPE], "application/grpc", "{name}");
+            assert_eq!(
+                parts.headers["grpc-status"],
+                code.grpc_status().to_string().as_str(),
+                "{name}"
+            );
+            assert_eq!(parts.headers["grpc-message"], message.render().as_str());
+            assert_eq!(parts.headers[&X_REQUEST_ID], "rid-1", "{name}");
+            assert_eq!(body, "", "{name}: trailers-only, no message");
+            if let Some(d) = limit {
+                assert_rate_limit_headers(&parts.headers, &d);
+            }
+        }
+    }
+
+    #[test]
+    fn grpc_message_percent_encoding() {
+        assert_eq!(grpc_percent_encode(b"plain text: ok"), "plain text: ok");
+        assert_eq!(grpc_percent_encode(b"100%"), "100%25");
+        assert_eq!(grpc_percent_encode("a\nb\u{e9}".as_bytes()), "a%0Ab%C3%A9");
+    }
+
+    #[test]
     fn bodies_are_the_json_envelope() {
-        for id in [golden_request_id(), RequestId::generate()] {
+        for reply in [golden_reply(), Reply::for_request(&HeaderMap::new())] {
+            let id = &reply.id;
             for (name, r) in cases() {
                 let (code, (message, suggestion)) = (r.code(), r.texts());
                 assert_eq!(message.render().len(), message.len(), "{name}");
                 assert_eq!(suggestion.render().len(), suggestion.len(), "{name}");
-                let (parts, body) = body_of(r.into_response(&id));
+                let (parts, body) = body_of(r.into_response(reply.clone()));
                 assert_eq!(parts.status, code.status(), "{name}");
                 assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
                 assert_eq!(parts.headers[&X_REQUEST_ID], id.as_str());

@@ -4,7 +4,7 @@ use std::future::{Future, IntoFuture, Ready};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -149,8 +149,8 @@ impl StoreError {
     }
 }
 
-/// Hasher for maps keyed by [`KeyHash`]: the digest is already uniform, so its first 8 bytes
-/// are the hash. Only keys the operator inserted are in the table, so an attacker choosing
+/// Hasher for maps keyed by a 64-bit digest (of a [`KeyHash`] or an id): already uniform, so
+/// it is the hash. Only keys the operator inserted are in the table, so an attacker choosing
 /// lookup digests cannot build long probe chains.
 #[derive(Default)]
 pub(crate) struct DigestHasher(u64);
@@ -165,8 +165,6 @@ impl Hasher for DigestHasher {
         }
     }
 }
-
-pub(crate) type DigestMap<V> = DashMap<KeyHash, V, BuildHasherDefault<DigestHasher>>;
 
 /// A key with this hash or id is already in the store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,10 +207,30 @@ pub struct MemoryKeyStore {
     inner: Arc<Inner>,
 }
 
+/// Both tables are keyed by 64-bit digests, so a key costs two 16-byte buckets besides its
+/// record: `by_hash` by the first 8 bytes of the key's hash (the layer then compares the whole
+/// hash in constant time), `ids` by a keyed 64-bit hash of the id, pointing at the record's
+/// `by_hash` slot. Two keys, or two ids, with the same 64-bit digest cannot both be stored
+/// (they are refused as duplicates); among a million keys the chance of that is about
+/// 3 in 10^8.
 #[derive(Default)]
 struct Inner {
-    by_hash: DigestMap<Arc<KeyRecord>>,
-    ids: DashMap<String, KeyHash>,
+    by_hash: DashMap<u64, Arc<KeyRecord>, BuildHasherDefault<DigestHasher>>,
+    ids: DashMap<u64, u64, BuildHasherDefault<DigestHasher>>,
+    id_digest: RandomState,
+}
+
+impl Inner {
+    fn id_key(&self, id: &str) -> u64 {
+        self.id_digest.hash_one(id)
+    }
+
+    /// The `by_hash` slot of the record with this id.
+    fn slot_of(&self, id: &str) -> Option<u64> {
+        let slot = *self.ids.get(&self.id_key(id))?;
+        let found = self.by_hash.get(&slot)?;
+        (found.id == id).then_some(slot)
+    }
 }
 
 impl MemoryKeyStore {
@@ -235,55 +253,58 @@ impl MemoryKeyStore {
     /// Adds a record; refuses one whose hash or id is already present.
     pub fn try_insert(&self, record: KeyRecord) -> Result<(), DuplicateKey> {
         use dashmap::mapref::entry::Entry;
-        let hash = record.hash;
-        match self.inner.ids.entry(record.id.clone()) {
-            Entry::Occupied(_) => return Err(DuplicateKey::Id { id: record.id }),
-            Entry::Vacant(v) => {
-                match self.inner.by_hash.entry(hash) {
-                    Entry::Occupied(_) => return Err(DuplicateKey::Hash { id: record.id }),
-                    Entry::Vacant(slot) => {
-                        slot.insert(Arc::new(record));
-                    }
+        let slot = record.hash.prefix();
+        match self.inner.ids.entry(self.inner.id_key(&record.id)) {
+            Entry::Occupied(_) => Err(DuplicateKey::Id { id: record.id }),
+            Entry::Vacant(v) => match self.inner.by_hash.entry(slot) {
+                Entry::Occupied(_) => Err(DuplicateKey::Hash { id: record.id }),
+                Entry::Vacant(e) => {
+                    e.insert(Arc::new(record));
+                    v.insert(slot);
+                    Ok(())
                 }
-                v.insert(hash);
-            }
+            },
         }
-        Ok(())
     }
 
-    /// Adds or replaces the record with this id (its hash may change).
+    /// Adds or replaces the record with this id (its hash may change). A record that cannot
+    /// be stored (its hash or id digest is another key's) is left out and logged.
     pub fn upsert(&self, record: KeyRecord) {
-        let hash = record.hash;
-        if let Some(old) = self.inner.ids.insert(record.id.clone(), hash) {
-            if old != hash {
-                self.inner.by_hash.remove(&old);
+        let id = record.id.clone();
+        if let Some(slot) = self.inner.slot_of(&id) {
+            if slot == record.hash.prefix() {
+                self.inner.by_hash.insert(slot, Arc::new(record));
+                return;
             }
+            self.remove(&id);
         }
-        self.inner.by_hash.insert(hash, Arc::new(record));
+        if let Err(e) = self.try_insert(record) {
+            tracing::error!(error = %e, "ark-auth: record not stored");
+        }
     }
 
     /// The record with this id.
     pub fn get(&self, id: &str) -> Option<Arc<KeyRecord>> {
-        let hash = *self.inner.ids.get(id)?;
-        self.inner.by_hash.get(&hash).map(|r| Arc::clone(&r))
+        let slot = self.inner.slot_of(id)?;
+        self.inner.by_hash.get(&slot).map(|r| Arc::clone(&r))
     }
 
     /// Applies `f` to a copy of the record with this id and stores the result. `false` when
     /// no such id.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut KeyRecord)) -> bool {
-        let Some(hash) = self.inner.ids.get(id).map(|h| *h) else {
+        let Some(slot) = self.inner.slot_of(id) else {
             return false;
         };
-        match self.inner.by_hash.get_mut(&hash) {
-            Some(mut slot) => {
-                let mut record = KeyRecord::clone(&slot);
+        match self.inner.by_hash.get_mut(&slot) {
+            Some(mut current) if current.id == id => {
+                let mut record = KeyRecord::clone(&current);
                 f(&mut record);
-                record.hash = hash;
-                record.id = id.to_owned();
-                *slot = Arc::new(record);
+                record.hash = current.hash;
+                record.id = current.id.clone();
+                *current = Arc::new(record);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -299,10 +320,14 @@ impl MemoryKeyStore {
 
     /// Deletes the key with this id. `false` when no such id.
     pub fn remove(&self, id: &str) -> bool {
-        match self.inner.ids.remove(id) {
-            Some((_, hash)) => self.inner.by_hash.remove(&hash).is_some(),
-            None => false,
-        }
+        let Some(slot) = self.inner.slot_of(id) else {
+            return false;
+        };
+        self.inner.ids.remove(&self.inner.id_key(id));
+        self.inner
+            .by_hash
+            .remove_if(&slot, |_, r| r.id == id)
+            .is_some()
     }
 
     /// Number of keys.
@@ -338,7 +363,11 @@ impl KeyStore for MemoryKeyStore {
     type Future = Ready<LookupResult>;
 
     fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, Self::Future> {
-        Answer::Now(Ok(self.inner.by_hash.get(hash).map(|r| Arc::clone(&r))))
+        Answer::Now(Ok(self
+            .inner
+            .by_hash
+            .get(&hash.prefix())
+            .map(|r| Arc::clone(&r))))
     }
 }
 

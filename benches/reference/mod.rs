@@ -59,6 +59,20 @@ impl SplitMix {
     }
 }
 
+/// The order of the `n` variants in round `round` of an interleaved run: a fresh permutation
+/// every round (Fisher-Yates on a seeded splitmix64), so that no variant always runs right
+/// after the same other one (with a rotated fixed order, variant k+1 follows variant k in
+/// almost every round, and inherits its cache and branch-predictor state).
+pub fn round_order(n: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = SplitMix(0x5EED ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
 /// The secret body of key number `i` (40 base62 chars).
 pub fn key_body(i: u64) -> String {
     let mut rng = SplitMix(0xA11CE ^ i.wrapping_mul(0x1000_0000_01B3));
@@ -410,7 +424,8 @@ pub fn huge_quota() -> Quota {
     Quota::new(NonZeroU32::new(9_999).unwrap(), Duration::from_millis(1))
 }
 
-fn record(i: u64) -> KeyRecord {
+/// Key number `i`'s record (all permissions), as the bench stores hold it.
+pub fn record(i: u64) -> KeyRecord {
     let token = key_token(i);
     let hash = KeyHash::of(&Token::parse(&token).expect("bench token fits the grammar"));
     KeyRecord::new(format!("key_{i:016x}"), hash, Environment::Live)
