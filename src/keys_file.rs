@@ -28,7 +28,7 @@
 //! assert!(err.to_string().contains("entry 0 (\"ci\")"));
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::time::SystemTime;
@@ -186,19 +186,20 @@ fn secrets_in(json: &str) -> Vec<Zeroizing<String>> {
 const SCRUB_WINDOW: usize = 8;
 
 /// Replaces every part of `text` that repeats 8+ characters of a secret with `…`.
+///
+/// Linear in the secrets' total length: the message (short) is indexed by its 8-byte
+/// windows, and each secret's windows are looked up in it.
 fn scrub_text(text: &str, secrets: &[Zeroizing<String>]) -> String {
     let bytes = text.as_bytes();
+    let mut at: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, w) in bytes.windows(SCRUB_WINDOW).enumerate() {
+        at.entry(w).or_default().push(i);
+    }
     let mut hidden = vec![false; bytes.len()];
     for secret in secrets {
         for window in secret.as_bytes().windows(SCRUB_WINDOW) {
-            let mut from = 0;
-            while let Some(at) = bytes[from..]
-                .windows(SCRUB_WINDOW)
-                .position(|w| w == window)
-            {
-                let start = from + at;
+            for &start in at.get(window).into_iter().flatten() {
                 hidden[start..start + SCRUB_WINDOW].fill(true);
-                from = start + 1;
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Secret hygiene, every code path: with `tracing` capturing everything at TRACE, requests
 //! that reach every outcome of the layer (200; 401 of each kind; 403 for a permission and
 //! for a tenant; 429; 503 for a store that errors, hangs or panics; a limiter that errors,
-//! hangs or panics, failing open and closed), keys-file loading with every kind of error,
+//! hangs or panics, failing open and closed; the gRPC form of the rejections), keys-file
+//! loading with every kind of error,
 //! and key generation. No captured log line, no response (status line, headers, body) and
 //! no `Debug`/`Display` string contains any 8 consecutive characters of any secret's body.
 //!
@@ -387,6 +388,26 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
             secrets.assert_absent(&format!("response to {method} {path}"), text.as_bytes());
             statuses.insert(status);
         }
+        // The same requests from a gRPC caller: every rejection in the gRPC form (HTTP 200,
+        // `grpc-status`, `grpc-message`), none of it repeating a secret.
+        for (method, path, auth, want) in &cases {
+            let auth: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
+            let mut r = req(method, path, &auth);
+            r.headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
+            let (status, text) = run(svc.clone(), r).await;
+            assert_eq!(status, 200, "gRPC {method} {path}: {text}");
+            if *want != 200 {
+                assert!(
+                    text.contains("grpc-status: "),
+                    "gRPC {method} {path}: {text}"
+                );
+            }
+            secrets.assert_absent(
+                &format!("gRPC response to {method} {path}"),
+                text.as_bytes(),
+            );
+        }
 
         // The store fails for one key, every way it can.
         for mode in BAD {
@@ -409,6 +430,14 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
             assert_eq!(calls.load(Ordering::SeqCst), before, "{mode:?}");
             secrets.assert_absent(&format!("503 for store {mode:?}"), text.as_bytes());
             statuses.insert(status);
+            let mut r = req("GET", "/v1/emails", &[&bearer(&keys.poisoned)]);
+            r.headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
+            let (status, text) = run(svc.clone(), r).await;
+            assert_eq!(status, 200, "gRPC {mode:?}: {text}");
+            assert!(text.contains("grpc-status: 14"), "gRPC {mode:?}: {text}");
+            assert_eq!(calls.load(Ordering::SeqCst), before, "{mode:?}");
+            secrets.assert_absent(&format!("gRPC 14 for store {mode:?}"), text.as_bytes());
             // And keeps serving the others.
             let (status, _) = run(svc, req("GET", "/v1/emails", &[&bearer(&keys.full)])).await;
             assert_eq!(status, 200, "{mode:?}");

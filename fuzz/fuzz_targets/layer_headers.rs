@@ -4,7 +4,8 @@
 //! tenant-scoped, 1 request/s).
 //!
 //! Checked per request: no panic; the answer is ready at once (the in-memory store and
-//! limiter answer synchronously); the status is one of 200/401/403/429 (never a 5xx); the
+//! limiter answer synchronously); the status is one of 200/401/403/429 (never a 5xx), and a
+//! gRPC rejection is a 200 with `grpc-status` 16, 7 or 8; the
 //! inner service runs only for a request carrying exactly one `Authorization` header whose
 //! value parses to a stored, usable key, and then sees that key; no response header or body
 //! repeats a key's secret.
@@ -215,11 +216,26 @@ fuzz_target!(|data: &[u8]| {
         matches!(status, 200 | 401 | 403 | 429),
         "status {status} for {data:?}"
     );
+    // A gRPC caller (`Content-Type: application/grpc…`) gets its rejections as HTTP 200
+    // with `grpc-status` 16 (the 401s), 7 (403) or 8 (429); never 14 (no store failure here).
+    let grpc_status = res
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.as_bytes().to_vec());
+    if let Some(g) = &grpc_status {
+        assert_eq!(status, 200, "grpc-status on an HTTP {status}");
+        assert!(
+            matches!(g.as_slice(), b"16" | b"7" | b"8"),
+            "grpc-status {:?}",
+            String::from_utf8_lossy(g)
+        );
+    }
+    let accepted = status == 200 && grpc_status.is_none();
     assert!(called <= 1);
     assert_eq!(
         called == 1,
-        status == 200,
-        "status {status}, inner calls {called}"
+        accepted,
+        "status {status}, grpc-status {grpc_status:?}, inner calls {called}"
     );
     if called == 1 && !public {
         let seen = w.inner.seen.lock().unwrap().clone();
