@@ -791,10 +791,14 @@ impl NumberValues {
 pub struct RequestId(HeaderValue);
 
 impl RequestId {
-    /// Reads or makes the id of a request with these headers.
+    /// Reads or makes the id of a request with these headers. An id holding `ark_live_` or
+    /// `ark_test_` is not echoed (it may be a key a client pasted into the wrong header):
+    /// nothing the layer writes or logs repeats a key.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         match headers.get(&X_REQUEST_ID) {
-            Some(v) if is_valid_request_id(v.as_bytes()) => RequestId(v.clone()),
+            Some(v) if is_valid_request_id(v.as_bytes()) && !looks_like_a_key(v.as_bytes()) => {
+                RequestId(v.clone())
+            }
             _ => RequestId::generate(),
         }
     }
@@ -862,6 +866,11 @@ static REQUEST_ID_BYTE: [bool; 256] = {
     t
 };
 
+/// Whether `b` contains a key prefix, `ark_live_` or `ark_test_`.
+fn looks_like_a_key(b: &[u8]) -> bool {
+    b.windows(9).any(|w| w == b"ark_live_" || w == b"ark_test_")
+}
+
 fn is_valid_request_id(b: &[u8]) -> bool {
     (1..=128).contains(&b.len())
         && b.iter()
@@ -877,6 +886,21 @@ mod tests {
 
     use super::*;
     use crate::permission::Permission;
+
+    #[test]
+    fn request_ids_holding_a_key_are_not_echoed() {
+        let mut h = HeaderMap::new();
+        for id in [
+            "ark_live_AbCdEfGhIjKlMnOpQrSt",
+            "trace-ark_test_AbCdEfGhIjKlMnOpQrSt",
+        ] {
+            h.insert(&X_REQUEST_ID, HeaderValue::from_static(id));
+            let got = RequestId::from_headers(&h);
+            assert!(got.as_str().starts_with("req_"), "{id} echoed");
+        }
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("ark_other_1"));
+        assert_eq!(RequestId::from_headers(&h).as_str(), "ark_other_1");
+    }
 
     #[test]
     fn request_id_rules() {

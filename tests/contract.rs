@@ -1335,6 +1335,10 @@ async fn request_id_is_echoed_when_valid_and_replaced_otherwise() {
         b"caf\xe9".to_vec(),
         b"{json}".to_vec(),
         b"".to_vec(),
+        // A key pasted into the wrong header is never echoed (section 3: nothing repeats a
+        // key), although its characters are all allowed in an id.
+        keys.read_only.token.clone().into_bytes(),
+        format!("trace-{}", keys.revoked.token).into_bytes(),
     ];
     for srv in &servers {
         for id in &valid {
