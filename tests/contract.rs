@@ -9,21 +9,20 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ark_auth::{
-    generate_key, Access, Answer, ArkAuthLayer, AuthenticatedKey, BoxLimit, BoxLookup, Environment,
-    GeneratedKey, KeyHash, KeyRecord, KeyStore, LimitResult, LimiterError, LimiterFailure,
-    LookupResult, MemoryKeyStore, Permission, Permissions, Quota, RateLimiter, RequestHead,
-    StoreError, Token,
+    generate_key, Access, Answer, ArkAuthLayer, AuthenticatedKey, BoxLookup, Environment,
+    GeneratedKey, KeyHash, KeyRecord, KeyStore, LimiterFailure, LookupResult, MemoryKeyStore,
+    Permission, Permissions, RequestHead, Token,
 };
 use common::{
-    authorization, request, send, spawn, spawn_both, try_send, Flavor, RawResponse, Server, FLAVORS,
+    authorization, request, send, spawn, spawn_both, try_send, Bad, BadLimiter, BadStore, Flavor,
+    RawResponse, Server, FLAVORS,
 };
 use serde_json::{json, Value};
-use std::future::IntoFuture;
 
 // ---------------------------------------------------------------------------------------
 // Keys and the policy of the test app
@@ -1396,60 +1395,12 @@ async fn request_id_is_echoed_when_valid_and_replaced_otherwise() {
 // Stores and limiters that fail (503, fail closed)
 // ---------------------------------------------------------------------------------------
 
-/// A key store that errors, hangs or panics for one poisoned key hash, and otherwise
-/// answers from a memory store.
-#[derive(Clone)]
-struct BadStore {
-    inner: MemoryKeyStore,
-    /// `None`: every lookup misbehaves.
-    poison: Option<KeyHash>,
-    mode: Bad,
-    lookups: Arc<AtomicUsize>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Bad {
-    /// Answers an error at once.
-    Error,
-    /// Answers an error from its future.
-    ErrorLater,
-    Hang,
-    /// Panics in `lookup` itself.
-    PanicNow,
-    /// Panics when the lookup future is polled.
-    PanicInFuture,
-}
-
-impl KeyStore for BadStore {
-    type Future = BoxLookup;
-    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        if self.poison.is_some_and(|p| p != *hash) {
-            let answer = self.inner.lookup(hash);
-            return Answer::Later(Box::pin(answer.into_future()));
-        }
-        match self.mode {
-            Bad::Error => Answer::Now(Err(StoreError::new("database is down"))),
-            Bad::ErrorLater => {
-                Answer::Later(Box::pin(async { Err(StoreError::new("database is down")) }))
-            }
-            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
-            Bad::PanicNow => panic!("test store panics in lookup"),
-            Bad::PanicInFuture => Answer::Later(Box::pin(async {
-                tokio::task::yield_now().await;
-                panic!("test store panics in its future")
-            })),
-        }
-    }
-}
-
 fn bad_store(keys: &Keys, poison: Option<&TestKey>, mode: Bad) -> BadStore {
-    BadStore {
-        inner: keys.store.clone(),
-        poison: poison.map(|k| KeyHash::of(&Token::parse(&k.token).unwrap())),
+    BadStore::new(
+        keys.store.clone(),
+        poison.map(|k| KeyHash::of(&Token::parse(&k.token).unwrap())),
         mode,
-        lookups: Arc::new(AtomicUsize::new(0)),
-    }
+    )
 }
 
 #[track_caller]
@@ -1526,37 +1477,6 @@ async fn panicking_key_store_503_and_the_server_keeps_serving() {
                 assert_eq!(srv.calls(), round + 1, "[{:?}] {mode:?}", srv.flavor);
             }
         }
-    }
-}
-
-/// A rate limiter that errors, hangs or panics.
-#[derive(Clone)]
-struct BadLimiter(Bad);
-
-impl BadLimiter {
-    fn check(&self) -> Answer<LimitResult, BoxLimit> {
-        match self.0 {
-            Bad::Error => Answer::Now(Err(LimiterError::new("redis is down"))),
-            Bad::ErrorLater => {
-                Answer::Later(Box::pin(async { Err(LimiterError::new("redis is down")) }))
-            }
-            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
-            Bad::PanicNow => panic!("test limiter panics"),
-            Bad::PanicInFuture => Answer::Later(Box::pin(async {
-                tokio::task::yield_now().await;
-                panic!("test limiter panics in its future")
-            })),
-        }
-    }
-}
-
-impl RateLimiter for BadLimiter {
-    type Future = BoxLimit;
-    fn acquire(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check()
-    }
-    fn peek(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check()
     }
 }
 

@@ -8,6 +8,8 @@
 //!
 //! Plaintext buffers: `PlaintextKey` is `ZeroizeOnDrop` (checked at compile time below).
 
+mod common;
+
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,12 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ark_auth::{
-    bearer_token, generate_key, keys_file, Access, Answer, ArkAuthLayer, AuthenticatedKey,
-    BoxLimit, BoxLookup, Environment, KeyHash, KeyRecord, KeyStore, LimitResult, LimiterError,
-    LimiterFailure, LookupResult, MemoryKeyStore, MemoryRateLimiter, Permission, Permissions,
-    PlaintextKey, Quota, RateLimiter, RequestHead, StoreError, Token,
+    bearer_token, generate_key, keys_file, Access, ArkAuthLayer, AuthenticatedKey, Environment,
+    KeyHash, KeyRecord, LimiterFailure, MemoryKeyStore, MemoryRateLimiter, Permission, Permissions,
+    PlaintextKey, RequestHead, Token,
 };
 use bytes::Bytes;
+use common::{Bad, BadLimiter, BadStore};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
@@ -132,82 +134,6 @@ fn policy(req: &RequestHead<'_>) -> Access {
             Access::require(Permission::DomainsManage).for_tenant("tn_b")
         }
         _ => Access::any_key(),
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Bad {
-    Error,
-    ErrorLater,
-    Hang,
-    Panic,
-    PanicLater,
-}
-const BAD: [Bad; 5] = [
-    Bad::Error,
-    Bad::ErrorLater,
-    Bad::Hang,
-    Bad::Panic,
-    Bad::PanicLater,
-];
-
-/// A store that misbehaves for one key hash.
-#[derive(Clone)]
-struct BadStore {
-    inner: MemoryKeyStore,
-    poison: KeyHash,
-    mode: Bad,
-}
-
-impl KeyStore for BadStore {
-    type Future = BoxLookup;
-    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
-        if *hash != self.poison {
-            let answer = self.inner.lookup(hash);
-            return Answer::Later(Box::pin(std::future::IntoFuture::into_future(answer)));
-        }
-        match self.mode {
-            Bad::Error => Answer::Now(Err(StoreError::new("connection refused"))),
-            Bad::ErrorLater => {
-                Answer::Later(Box::pin(async { Err(StoreError::new("connection reset")) }))
-            }
-            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
-            Bad::Panic => panic!("store panics"),
-            Bad::PanicLater => Answer::Later(Box::pin(async {
-                tokio::task::yield_now().await;
-                panic!("store panics later")
-            })),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct BadLimiter(Bad);
-
-impl BadLimiter {
-    fn answer(&self) -> Answer<LimitResult, BoxLimit> {
-        match self.0 {
-            Bad::Error => Answer::Now(Err(LimiterError::new("redis down"))),
-            Bad::ErrorLater => {
-                Answer::Later(Box::pin(async { Err(LimiterError::new("redis down")) }))
-            }
-            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
-            Bad::Panic => panic!("limiter panics"),
-            Bad::PanicLater => Answer::Later(Box::pin(async {
-                tokio::task::yield_now().await;
-                panic!("limiter panics later")
-            })),
-        }
-    }
-}
-
-impl RateLimiter for BadLimiter {
-    type Future = BoxLimit;
-    fn acquire(&self, _: &KeyRecord, _: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.answer()
-    }
-    fn peek(&self, _: &KeyRecord, _: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.answer()
     }
 }
 
@@ -410,12 +336,8 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
         }
 
         // The store fails for one key, every way it can.
-        for mode in BAD {
-            let bad = BadStore {
-                inner: store.clone(),
-                poison,
-                mode,
-            };
+        for mode in Bad::ALL {
+            let bad = BadStore::new(store.clone(), Some(poison), mode);
             let svc = ArkAuthLayer::new(bad)
                 .policy(policy)
                 .timeout(Duration::from_millis(50))
@@ -444,7 +366,7 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
         }
 
         // The limiter fails, open and closed, for allowed and denied requests.
-        for mode in BAD {
+        for mode in Bad::ALL {
             for failure in [LimiterFailure::Allow, LimiterFailure::Refuse] {
                 let svc = ArkAuthLayer::new(store.clone())
                     .policy(policy)

@@ -11,7 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ark_auth::{AccessPolicy, ArkAuthLayer, AuthenticatedKey, KeyStore, RateLimiter};
+use std::future::IntoFuture;
+
+use ark_auth::{
+    AccessPolicy, Answer, ArkAuthLayer, AuthenticatedKey, BoxLimit, BoxLookup, KeyHash, KeyRecord,
+    KeyStore, LimitResult, LimiterError, LookupResult, MemoryKeyStore, Quota, RateLimiter,
+    StoreError,
+};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{json, Value};
@@ -428,5 +434,110 @@ fn dechunk(mut rest: &[u8]) -> Result<Option<Vec<u8>>, String> {
         }
         out.extend_from_slice(&rest[..size]);
         rest = &rest[size + 2..];
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stores and limiters that fail
+// ---------------------------------------------------------------------------------------
+
+/// A key store that errors, hangs or panics for one poisoned key hash, and otherwise
+/// answers from a memory store.
+#[derive(Clone)]
+pub struct BadStore {
+    pub inner: MemoryKeyStore,
+    /// `None`: every lookup misbehaves.
+    pub poison: Option<KeyHash>,
+    pub mode: Bad,
+    pub lookups: Arc<AtomicUsize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bad {
+    /// Answers an error at once.
+    Error,
+    /// Answers an error from its future.
+    ErrorLater,
+    Hang,
+    /// Panics in `lookup` itself.
+    PanicNow,
+    /// Panics when the lookup future is polled.
+    PanicInFuture,
+}
+
+impl Bad {
+    /// Every way to fail.
+    pub const ALL: [Bad; 5] = [
+        Bad::Error,
+        Bad::ErrorLater,
+        Bad::Hang,
+        Bad::PanicNow,
+        Bad::PanicInFuture,
+    ];
+}
+
+impl BadStore {
+    /// Misbehaves for `poison` (`None`: for every lookup), answers from `inner` otherwise.
+    pub fn new(inner: MemoryKeyStore, poison: Option<KeyHash>, mode: Bad) -> Self {
+        BadStore {
+            inner,
+            poison,
+            mode,
+            lookups: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl KeyStore for BadStore {
+    type Future = BoxLookup;
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        if self.poison.is_some_and(|p| p != *hash) {
+            let answer = self.inner.lookup(hash);
+            return Answer::Later(Box::pin(answer.into_future()));
+        }
+        match self.mode {
+            Bad::Error => Answer::Now(Err(StoreError::new("database is down"))),
+            Bad::ErrorLater => {
+                Answer::Later(Box::pin(async { Err(StoreError::new("database is down")) }))
+            }
+            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
+            Bad::PanicNow => panic!("test store panics in lookup"),
+            Bad::PanicInFuture => Answer::Later(Box::pin(async {
+                tokio::task::yield_now().await;
+                panic!("test store panics in its future")
+            })),
+        }
+    }
+}
+
+/// A rate limiter that errors, hangs or panics.
+#[derive(Clone)]
+pub struct BadLimiter(pub Bad);
+
+impl BadLimiter {
+    fn check(&self) -> Answer<LimitResult, BoxLimit> {
+        match self.0 {
+            Bad::Error => Answer::Now(Err(LimiterError::new("redis is down"))),
+            Bad::ErrorLater => {
+                Answer::Later(Box::pin(async { Err(LimiterError::new("redis is down")) }))
+            }
+            Bad::Hang => Answer::Later(Box::pin(std::future::pending())),
+            Bad::PanicNow => panic!("test limiter panics"),
+            Bad::PanicInFuture => Answer::Later(Box::pin(async {
+                tokio::task::yield_now().await;
+                panic!("test limiter panics in its future")
+            })),
+        }
+    }
+}
+
+impl RateLimiter for BadLimiter {
+    type Future = BoxLimit;
+    fn acquire(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
+        self.check()
+    }
+    fn peek(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
+        self.check()
     }
 }
