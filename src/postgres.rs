@@ -72,6 +72,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::poll_fn;
+use std::hash::BuildHasherDefault;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,7 +87,7 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 use crate::cache::{CacheConfig, CacheInvalidator, CachedKeyStore};
 use crate::key::{KeyHash, KeyRecord};
 use crate::permission::Permissions;
-use crate::store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError};
+use crate::store::{Answer, BoxLookup, DigestHasher, KeyStore, LookupResult, StoreError};
 use crate::token::Environment;
 
 /// The channel the trigger notifies on.
@@ -603,10 +604,13 @@ impl KeyStore for PostgresKeyStore {
     }
 }
 
+/// When each key was last noted, keyed by its hash (already uniform: no SipHash per hit).
+type Noted = DashMap<KeyHash, Instant, BuildHasherDefault<DigestHasher>>;
+
 /// The `last_used_at` writer: a throttle per key, a bounded channel, a background task.
 struct Usage {
     tx: mpsc::Sender<(KeyHash, SystemTime)>,
-    last_noted: Arc<DashMap<KeyHash, Instant>>,
+    last_noted: Arc<Noted>,
     interval: Duration,
     state: Arc<UsageState>,
 }
@@ -621,7 +625,7 @@ impl Usage {
     fn start(pool: Pool, options: PostgresOptions) -> Usage {
         let (tx, rx) = mpsc::channel(options.usage_buffer.max(1));
         let state = Arc::new(UsageState::default());
-        let last_noted = Arc::new(DashMap::new());
+        let last_noted = Arc::new(Noted::default());
         tokio::spawn(usage_writer(
             pool,
             rx,
@@ -670,7 +674,7 @@ async fn usage_writer(
     mut rx: mpsc::Receiver<(KeyHash, SystemTime)>,
     interval: Duration,
     state: Arc<UsageState>,
-    last_noted: Arc<DashMap<KeyHash, Instant>>,
+    last_noted: Arc<Noted>,
 ) {
     let mut pending: HashMap<KeyHash, SystemTime> = HashMap::new();
     let mut next = tokio::time::Instant::now() + interval;
