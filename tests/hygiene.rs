@@ -13,7 +13,7 @@ mod common;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ark_auth::{
@@ -22,7 +22,7 @@ use ark_auth::{
     PlaintextKey, RequestHead, Token,
 };
 use bytes::Bytes;
-use common::{Bad, BadLimiter, BadStore};
+use common::{Bad, BadLimiter, BadStore, Capture};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
@@ -167,19 +167,6 @@ fn req(method: &str, path: &str, auth: &[&[u8]]) -> Request<Full<Bytes>> {
 
 fn bearer(token: &str) -> Vec<u8> {
     format!("Bearer {token}").into_bytes()
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]
