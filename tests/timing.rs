@@ -50,6 +50,13 @@ fn random_body(rng: &mut fastrand::Rng, len: usize) -> Vec<u8> {
     (0..len).map(|_| ALNUM[rng.usize(..ALNUM.len())]).collect()
 }
 
+/// Overwrites `buf` with random alphanumerics, in place (no allocation).
+fn random_fill(rng: &mut fastrand::Rng, buf: &mut [u8]) {
+    for b in buf {
+        *b = ALNUM[rng.usize(..ALNUM.len())];
+    }
+}
+
 /// An alphanumeric character other than `c`.
 fn other_than(rng: &mut fastrand::Rng, c: u8) -> u8 {
     loop {
@@ -244,8 +251,12 @@ type Class<'a> = &'a dyn Fn(&mut fastrand::Rng) -> Vec<u8>;
 
 /// A well-formed key of no stored key.
 fn unknown(rng: &mut fastrand::Rng) -> Vec<u8> {
-    let mut t = b"ark_live_".to_vec();
-    t.extend(random_body(rng, 128));
+    // One allocation of the token's size, as every class makes: what the classes leave in
+    // the allocator (and so where the next request lands) must not differ between them.
+    let mut t = Vec::with_capacity(9 + 128);
+    t.extend_from_slice(b"ark_live_");
+    t.resize(9 + 128, 0);
+    random_fill(rng, &mut t[9..]);
     t
 }
 
@@ -262,7 +273,7 @@ fn share_all_but_last(real: &[u8], rng: &mut fastrand::Rng) -> Vec<u8> {
     let mut t = real.to_vec();
     let k = 1 + rng.usize(..8);
     let from = t.len() - k;
-    t[from..].copy_from_slice(&random_body(rng, k));
+    random_fill(rng, &mut t[from..]);
     let last = t.len() - 1;
     t[last] = other_than(rng, real[last]);
     t
@@ -303,27 +314,32 @@ fn leaky_loop(presented: &[u8], real: &[u8]) -> bool {
 }
 
 /// Runs an experiment that must show no leak; if it shows one, measures again with fresh
-/// samples and fails only when the second run confirms it (a one-off burst of noise on a
-/// shared CI machine is not a leak; a leak shows every time).
+/// samples, up to [`RUNS`] times, and fails only when every run shows it. A one-off burst of
+/// noise on a shared CI machine is not a leak (the largest |t| over seven crops of an honest
+/// path reached 3.7 and 4.1 in CI runs here); a leak shows every time (the controls: 90 and
+/// more).
 fn assert_no_leak(
     name: &str,
     s: &mut Setup,
     classes: [Class<'_>; 2],
     f: impl FnMut(&mut ArkAuth<Inner, MemoryKeyStore>, &[u8], Request<()>) -> u16 + Copy,
 ) -> Report {
-    let first = experiment(name, s, classes, f);
-    if first.max_abs_t() < THRESHOLD {
-        return first;
+    const RUNS: usize = 3;
+    let mut seen = Vec::new();
+    for run in 0..RUNS {
+        let label = if run == 0 {
+            name.to_owned()
+        } else {
+            format!("{name} (again, {})", run + 1)
+        };
+        let report = experiment(&label, s, classes, f);
+        if report.max_abs_t() < THRESHOLD {
+            return report;
+        }
+        println!("timing: {label}: |t| over {THRESHOLD}; measuring again to confirm");
+        seen.push(report.max_abs_t());
     }
-    println!("timing: {name}: |t| over {THRESHOLD}; measuring again to confirm");
-    let second = experiment(&format!("{name} (again)"), s, classes, f);
-    assert!(
-        second.max_abs_t() < THRESHOLD,
-        "{name}: timing depends on the secret: max|t| = {:.2} then {:.2}",
-        first.max_abs_t(),
-        second.max_abs_t()
-    );
-    second
+    panic!("{name}: timing depends on the secret: max|t| = {seen:.2?} in {RUNS} runs");
 }
 
 #[test]
