@@ -14,11 +14,8 @@
 
 use std::alloc::System;
 use std::convert::Infallible;
-use std::future::Future;
 use std::num::NonZeroU32;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ark_auth::{
@@ -29,6 +26,11 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tower::{Layer, Service};
+
+// The same request and driver as the benches (an 8-header request; poll_ready + call + one poll).
+#[path = "../benches/reference/mod.rs"]
+mod reference;
+use reference::{ready_call_now, typical_request};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -77,24 +79,8 @@ fn layer(store: MemoryKeyStore) -> ArkAuthLayer<MemoryKeyStore> {
         ))
 }
 
-/// A typical API request with 8 headers (the `Authorization` one when `auth` is given).
-fn request(auth: Option<&str>) -> Request<()> {
-    let mut b = Request::get("/v1/things/42")
-        .header(header::HOST, "api.example.com")
-        .header(header::USER_AGENT, "example-client/1.2.3 (linux; x86_64)")
-        .header(header::ACCEPT, "application/json")
-        .header(header::ACCEPT_ENCODING, "gzip, br")
-        .header(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("x-request-id", "8f14e45f-ceea-467f-a8f5-6b1a2c3d4e5f");
-    if let Some(auth) = auth {
-        b = b.header(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
-    }
-    b.body(()).unwrap()
-}
-
 fn bearer(i: u32) -> Request<()> {
-    request(Some(&format!("Bearer {}", token(i))))
+    typical_request(Some(&format!("Bearer {}", token(i))))
 }
 
 /// The bare inner service: an empty 200 (no header, so its header map never allocates).
@@ -114,23 +100,6 @@ fn json_handler() -> impl Service<Request<()>, Response = Response<Body>, Error 
         );
         std::future::ready(Ok(res))
     })
-}
-
-fn ready_call_now<S: Service<Request<()>, Response = Response<B>>, B>(
-    svc: &mut S,
-    req: Request<()>,
-) -> Response<B>
-where
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
-    let mut fut = pin!(svc.call(req));
-    match fut.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(res)) => res,
-        Poll::Ready(Err(e)) => panic!("service error {e:?}"),
-        Poll::Pending => panic!("the in-memory path answered Pending"),
-    }
 }
 
 /// Allocations per call (the least total over `CALLS` calls of `REPEATS` tries, / `CALLS`) of `svc` on copies
@@ -265,7 +234,7 @@ fn reject_paths_allocations_are_bounded() {
                 let mut t = token(0);
                 t.pop();
                 t.push('x');
-                request(Some(&format!("Bearer {t}")))
+                typical_request(Some(&format!("Bearer {t}")))
             },
             StatusCode::UNAUTHORIZED,
             3.0,
@@ -278,11 +247,16 @@ fn reject_paths_allocations_are_bounded() {
         ),
         (
             "401 malformed",
-            request(Some("Bearer ark_live_nope")),
+            typical_request(Some("Bearer ark_live_nope")),
             StatusCode::UNAUTHORIZED,
             3.0,
         ),
-        ("401 missing", request(None), StatusCode::UNAUTHORIZED, 3.0),
+        (
+            "401 missing",
+            typical_request(None),
+            StatusCode::UNAUTHORIZED,
+            3.0,
+        ),
         ("403", bearer(NO_PERMISSION), StatusCode::FORBIDDEN, 4.0),
         (
             "429",
