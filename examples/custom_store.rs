@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .records
         .write()
         .await
-        .insert(record.hash, Arc::new(record));
+        .insert(*record.hash(), Arc::new(record));
 
     let app = ServiceBuilder::new()
         .layer(ArkAuthLayer::new(store.clone()))

@@ -189,7 +189,7 @@ fn run(o: Options) -> Result<(), String> {
     }
     if let Some(url) = &o.database_url {
         store_in_database(url, &record)?;
-        eprintln!("stored {} in PostgreSQL (its hash only)", record.id);
+        eprintln!("stored {} in PostgreSQL (its hash only)", record.id());
     }
     eprintln!(
         "API key below: shown once, stored nowhere. The JSON line after it holds only its hash."

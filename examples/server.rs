@@ -827,23 +827,23 @@ async fn log_request(req: Request, next: Next) -> Response {
 }
 
 fn describe(record: &KeyRecord) -> String {
-    let mut s = if record.permissions == Permissions::ALL {
+    let mut s = if record.permissions() == Permissions::ALL {
         "full access (*)".to_owned()
-    } else if record.permissions.is_empty() {
+    } else if record.permissions().is_empty() {
         "no permissions (GET /v1/limits only)".to_owned()
     } else {
-        permission_names(record.permissions).join(", ")
+        permission_names(record.permissions()).join(", ")
     };
-    if let Some(t) = &record.tenant {
+    if let Some(t) = record.tenant() {
         s.push_str(&format!("; tenant {t} only"));
     }
-    if let Some(n) = record.rate_limit {
+    if let Some(n) = record.rate_limit() {
         s.push_str(&format!("; {n} requests/s"));
     }
-    if record.revoked {
+    if record.is_revoked() {
         s.push_str("; revoked");
     }
-    if let Some(at) = record.expires_at {
+    if let Some(at) = record.expires_at() {
         s.push_str(&format!("; expires {}", rfc3339(at)));
     }
     s
@@ -891,15 +891,15 @@ fn load_records(path: &std::path::Path) -> Result<Vec<KeyRecord>, String> {
     let records = keys_file::load(path).map_err(|e| e.to_string())?;
     println!("Loaded {} key(s) from {}:", records.len(), path.display());
     for r in &records {
-        let name = if r.name.is_empty() {
+        let name = if r.name().is_empty() {
             "(no name)"
         } else {
-            &r.name
+            r.name()
         };
         println!(
             "  {} {name} [{}]: {}",
-            r.id,
-            r.environment.as_str(),
+            r.id(),
+            r.environment().as_str(),
             describe(r)
         );
     }

@@ -44,7 +44,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let key = generate_key(Environment::Test).unwrap();
-//! let hash = key.record.hash;
+//! let hash = *key.record.hash();
 //! let store = MemoryKeyStore::from_records([key.record]).unwrap();
 //! let cached = CachedKeyStore::new(
 //!     store,
@@ -374,7 +374,7 @@ mod tests {
 
     fn slow() -> (Slow, KeyHash) {
         let key = generate_key(Environment::Test).unwrap();
-        let hash = key.record.hash;
+        let hash = *key.record.hash();
         let inner =
             MemoryKeyStore::from_records([key.record.with_permissions(Permissions::ALL)]).unwrap();
         let s = Slow {

@@ -20,7 +20,7 @@
 //! let records = ark_auth::keys_file::parse(r#"{"keys": [
 //!     {"key": "ark_test_0123456789abcdefXYZ", "name": "ci", "permissions": ["emails:send"]}
 //! ]}"#).unwrap();
-//! assert_eq!(records[0].name, "ci");
+//! assert_eq!(records[0].name(), "ci");
 //!
 //! let err = ark_auth::keys_file::parse(r#"{"keys": [
 //!     {"key": "ark_test_0123456789abcdefXYZ", "name": "ci", "permissions": ["emails:sned"]}
@@ -144,13 +144,13 @@ fn parse_records(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
             reason,
         };
         let record = entry(value).map_err(err)?;
-        if !hashes.insert(record.hash) {
+        if !hashes.insert(*record.hash()) {
             return Err(err("the same key appears in an earlier entry".into()));
         }
-        if !ids.insert(record.id.clone()) {
+        if !ids.insert(record.id().to_owned()) {
             return Err(err(format!(
                 "id {:?} appears in an earlier entry",
-                record.id
+                record.id()
             )));
         }
         records.push(record);
@@ -297,10 +297,10 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
         if id.is_empty() || id.len() > 128 {
             return Err("`id` must be 1 to 128 characters".into());
         }
-        record.id = id;
+        record.set_id(id);
     }
     if let Some(v) = &e.name {
-        record.name = string(v, "name")?;
+        record.set_name(string(v, "name")?);
     }
     let perms = e
         .permissions
@@ -312,14 +312,14 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
         .iter()
         .map(|p| p.as_str().ok_or("`permissions` must be a list of strings"))
         .collect::<Result<Vec<_>, _>>()?;
-    record.permissions = Permissions::parse_list(names).map_err(|e| e.to_string())?;
+    record.set_permissions(Permissions::parse_list(names).map_err(|e| e.to_string())?);
     if let Some(v) = &e.tenant {
         if !v.is_null() {
             let t = string(v, "tenant")?;
             if t.is_empty() {
                 return Err("`tenant` must not be empty".into());
             }
-            record.tenant = Some(t);
+            record.set_tenant(Some(t));
         }
     }
     if let Some(v) = &e.expires_at {
@@ -328,11 +328,11 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
             let at = OffsetDateTime::parse(&s, &Rfc3339).map_err(|_| {
                 "`expires_at` must be an RFC 3339 time such as 2027-01-01T00:00:00Z".to_owned()
             })?;
-            record.expires_at = Some(SystemTime::from(at));
+            record.set_expiry(Some(SystemTime::from(at)));
         }
     }
     if let Some(v) = &e.revoked {
-        record.revoked = v.as_bool().ok_or("`revoked` must be true or false")?;
+        record.set_revoked(v.as_bool().ok_or("`revoked` must be true or false")?);
     }
     if let Some(v) = &e.rate_limit {
         if !v.is_null() {
@@ -357,7 +357,7 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
                     .to_owned(),
             );
         }
-        record.metadata = out;
+        record.set_metadata(out);
     }
     Ok(record)
 }
@@ -376,35 +376,35 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
 /// ```
 pub fn record_to_json(record: &KeyRecord) -> Value {
     let mut m = Map::new();
-    m.insert("id".into(), record.id.clone().into());
-    m.insert("name".into(), record.name.clone().into());
-    m.insert("hash".into(), record.hash.to_hex().into());
-    m.insert("environment".into(), record.environment.as_str().into());
-    let perms: Vec<Value> = if record.permissions == Permissions::ALL {
+    m.insert("id".into(), record.id().into());
+    m.insert("name".into(), record.name().into());
+    m.insert("hash".into(), record.hash().to_hex().into());
+    m.insert("environment".into(), record.environment().as_str().into());
+    let perms: Vec<Value> = if record.permissions() == Permissions::ALL {
         vec!["*".into()]
     } else {
         record
-            .permissions
+            .permissions()
             .iter()
             .map(|p| p.as_str().into())
             .collect()
     };
     m.insert("permissions".into(), perms.into());
-    if let Some(t) = &record.tenant {
-        m.insert("tenant".into(), t.clone().into());
+    if let Some(t) = record.tenant() {
+        m.insert("tenant".into(), t.into());
     }
-    if let Some(at) = record.expires_at {
+    if let Some(at) = record.expires_at() {
         if let Ok(s) = OffsetDateTime::from(at).format(&Rfc3339) {
             m.insert("expires_at".into(), s.into());
         }
     }
-    m.insert("revoked".into(), record.revoked.into());
-    if let Some(n) = record.rate_limit {
+    m.insert("revoked".into(), record.is_revoked().into());
+    if let Some(n) = record.rate_limit() {
         m.insert("rate_limit".into(), n.get().into());
     }
-    if !record.metadata.is_empty() {
+    if !record.metadata().is_empty() {
         let md: Map<String, Value> = record
-            .metadata
+            .metadata()
             .iter()
             .map(|(k, v)| (k.clone(), v.clone().into()))
             .collect();
@@ -432,13 +432,13 @@ mod tests {
         ))
         .unwrap()
         .remove(0);
-        assert_eq!(r.name, "ci");
-        assert_eq!(r.tenant.as_deref(), Some("tn_42"));
-        assert_eq!(r.rate_limit.unwrap().get(), 10);
-        assert_eq!(r.environment, Environment::Test);
-        assert_eq!(r.metadata["team"], "mail");
+        assert_eq!(r.name(), "ci");
+        assert_eq!(r.tenant(), Some("tn_42"));
+        assert_eq!(r.rate_limit().unwrap().get(), 10);
+        assert_eq!(r.environment(), Environment::Test);
+        assert_eq!(r.metadata()["team"], "mail");
         assert_eq!(
-            r.expires_at.unwrap(),
+            r.expires_at().unwrap(),
             SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_798_761_600)
         );
     }

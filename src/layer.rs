@@ -473,28 +473,32 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
             Rejection::Unavailable
         })?;
         // Constant time: a miss compares against a dummy, a hit against the stored hash.
-        let stored = found.as_ref().map_or(&NO_KEY, |r| &r.hash);
+        let stored = found.as_ref().map_or(&NO_KEY, |r| r.hash());
         let matches = stored.ct_eq(&need.hash);
         let record = match found {
             Some(r) if matches => r,
             _ => return Err(Rejection::UnknownKey),
         };
-        if self.options.environments & record.environment.bit() == 0 {
-            return Err(Rejection::EnvironmentNotAccepted(record.environment));
+        if self.options.environments & record.environment().bit() == 0 {
+            return Err(Rejection::EnvironmentNotAccepted(record.environment()));
         }
-        if record.revoked {
+        if record.is_revoked() {
             return Err(Rejection::Revoked);
         }
-        if record.expires_at.is_some_and(|at| SystemTime::now() >= at) {
+        if record
+            .expires_at()
+            .is_some_and(|at| SystemTime::now() >= at)
+        {
             return Err(Rejection::Expired);
         }
-        let denied = if !record.permissions.contains_all(need.permissions) {
+        let denied = if !record.permissions().contains_all(need.permissions) {
             Some(Rejection::MissingPermissions {
-                missing: record.permissions.missing(need.permissions),
+                missing: record.permissions().missing(need.permissions),
                 required: need.permissions,
                 limit: None,
             })
-        } else if matches!((&record.tenant, &need.tenant), (Some(k), Some(r)) if k != r) {
+        } else if matches!((record.tenant(), need.tenant.as_deref()), (Some(k), Some(r)) if k != r)
+        {
             Some(Rejection::OtherTenant {
                 required: need.permissions,
                 limit: None,
@@ -508,7 +512,7 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
     /// Asks the limiter: acquire for an authorised request, peek for a 403 (its headers).
     fn check_limit(&self, record: &KeyRecord, denied: bool) -> Answer<Checked, L::Future> {
         let quota = record
-            .rate_limit
+            .rate_limit()
             .map_or(self.options.default_quota, Quota::per_second);
         let limiter = &self.limiter;
         let answer = catch_unwind(AssertUnwindSafe(|| {
@@ -538,16 +542,16 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
             (Ok(d), None) => Decision::Call(AuthenticatedKey::with_limit(record, Some(d)), Some(d)),
             // The 403 was decided before the rate limit; only its headers are lost.
             (Err(failure), Some(denied)) => {
-                tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; 403 without rate-limit headers");
+                tracing::warn!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; 403 without rate-limit headers");
                 Decision::Reject(denied)
             }
             (Err(failure), None) => match self.options.limiter_failure {
                 LimiterFailure::Refuse => {
-                    tracing::error!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; answering 503");
+                    tracing::error!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; answering 503");
                     Decision::Reject(Rejection::Unavailable)
                 }
                 LimiterFailure::Allow => {
-                    tracing::warn!(key_id = %record.id, error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
+                    tracing::warn!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
                     Decision::Call(AuthenticatedKey::with_limit(record, None), None)
                 }
             },

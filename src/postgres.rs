@@ -65,7 +65,7 @@
 //! let _listener = store.listen(cached.invalidator());
 //! let layer = ArkAuthLayer::new(cached);
 //! // Later: revoke; every instance refuses the key within a second.
-//! store.revoke(&key.record.id).await?;
+//! store.revoke(key.record.id()).await?;
 //! # let _ = layer; Ok(()) }
 //! ```
 
@@ -455,7 +455,7 @@ impl PostgresKeyStore {
     /// never waits). Lookups call it for the keys they find; a cache in front calls it for
     /// its hits (see [`PostgresKeyStore::cached`]).
     pub fn record_use(&self, record: &KeyRecord) {
-        self.inner.usage.note(&record.hash);
+        self.inner.usage.note(record.hash());
     }
 
     /// This store behind a [`CachedKeyStore`] whose hits also record `last_used_at`.
@@ -490,18 +490,18 @@ struct Params {
 impl Params {
     fn of(r: &KeyRecord) -> Self {
         Params {
-            id: r.id.clone(),
-            hash: r.hash.as_bytes().to_vec(),
-            name: r.name.clone(),
-            environment: r.environment.as_str(),
-            permissions: r.permissions.iter().map(|p| p.as_str()).collect(),
-            tenant: r.tenant.clone(),
-            expires_at: r.expires_at,
-            revoked: r.revoked,
+            id: r.id().to_owned(),
+            hash: r.hash().as_bytes().to_vec(),
+            name: r.name().to_owned(),
+            environment: r.environment().as_str(),
+            permissions: r.permissions().iter().map(|p| p.as_str()).collect(),
+            tenant: r.tenant().map(str::to_owned),
+            expires_at: r.expires_at(),
+            revoked: r.is_revoked(),
             rate_limit: r
-                .rate_limit
+                .rate_limit()
                 .map(|n| i32::try_from(n.get()).unwrap_or(i32::MAX)),
-            metadata: metadata_json(&r.metadata),
+            metadata: metadata_json(r.metadata()),
         }
     }
 
@@ -556,14 +556,18 @@ fn record(row: &Row) -> Result<KeyRecord, StoreError> {
     let metadata: String = row.try_get(9).map_err(err)?;
     let metadata: BTreeMap<String, String> = serde_json::from_str(&metadata)
         .map_err(|_| bad("metadata is not an object of strings".into()))?;
-    let mut record = KeyRecord::new(id.clone(), KeyHash::from_bytes(hash), environment);
-    record.name = row.try_get(2).map_err(err)?;
-    record.permissions = permissions;
-    record.tenant = row.try_get(5).map_err(err)?;
-    record.expires_at = row.try_get(6).map_err(err)?;
-    record.revoked = row.try_get(7).map_err(err)?;
-    record.rate_limit = rate_limit;
-    record.metadata = metadata;
+    let name: String = row.try_get(2).map_err(err)?;
+    let tenant: Option<String> = row.try_get(5).map_err(err)?;
+    let expires_at: Option<SystemTime> = row.try_get(6).map_err(err)?;
+    let revoked: bool = row.try_get(7).map_err(err)?;
+    let mut record = KeyRecord::new(id, KeyHash::from_bytes(hash), environment)
+        .with_permissions(permissions)
+        .with_revoked(revoked);
+    record.set_name(name);
+    record.set_tenant(tenant);
+    record.set_expiry(expires_at);
+    record.set_rate_limit(rate_limit);
+    record.set_metadata(metadata);
     Ok(record)
 }
 

@@ -429,11 +429,11 @@ impl RateLimiter for MemoryRateLimiter {
     type Future = Ready<LimitResult>;
 
     fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        Answer::Now(Ok(self.check(&key.hash, quota, true)))
+        Answer::Now(Ok(self.check(key.hash(), quota, true)))
     }
 
     fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        Answer::Now(Ok(self.check(&key.hash, quota, false)))
+        Answer::Now(Ok(self.check(key.hash(), quota, false)))
     }
 }
 

@@ -202,7 +202,7 @@ impl RedisRateLimiter {
         let script = self.script.clone();
         let breaker = self.breaker.clone();
         let timeout = self.timeout;
-        let redis_key = format!("{}{}", self.prefix, key.id);
+        let redis_key = format!("{}{}", self.prefix, key.id());
         Answer::Later(Box::pin(async move {
             let mut call = script.key(redis_key);
             call.arg(quota.window_us())

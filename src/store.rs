@@ -4,12 +4,12 @@ use std::future::{Future, IntoFuture, Ready};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use dashmap::DashMap;
+use hashbrown::hash_table::{self, HashTable};
 
 use crate::key::{KeyHash, KeyRecord};
 
@@ -183,7 +183,8 @@ pub enum DuplicateKey {
     },
 }
 
-/// The embedded default store: a sharded concurrent map from [`KeyHash`] to record.
+/// The embedded default store: sharded concurrent tables from [`KeyHash`] and from id to
+/// record.
 ///
 /// Reads take one shard's read lock (no global lock); inserts, revocations and expiry
 /// changes apply at run time while requests flow, and take effect for every request that
@@ -194,7 +195,7 @@ pub enum DuplicateKey {
 /// use ark_auth::{generate_key, Environment, MemoryKeyStore, Permissions};
 ///
 /// let key = generate_key(Environment::Live).unwrap();
-/// let id = key.record.id.clone();
+/// let id = key.record.id().to_owned();
 /// let store = MemoryKeyStore::from_records([key.record.with_permissions(Permissions::ALL)]).unwrap();
 /// assert_eq!(store.len(), 1);
 /// // Rotation: the old key keeps working for an hour, then stops.
@@ -207,17 +208,96 @@ pub struct MemoryKeyStore {
     inner: Arc<Inner>,
 }
 
-/// Both tables are keyed by 64-bit digests, so a key costs two 16-byte buckets besides its
-/// record: `by_hash` by the first 8 bytes of the key's hash (the layer then compares the whole
-/// hash in constant time), `ids` by a keyed 64-bit hash of the id, pointing at the record's
-/// `by_hash` slot. Two keys, or two ids, with the same 64-bit digest cannot both be stored
-/// (they are refused as duplicates); among a million keys the chance of that is about
-/// 3 in 10^8.
-#[derive(Default)]
+/// Two sharded tables of the same `Arc`s, so a key costs two 8-byte buckets (and two
+/// control bytes) besides its record; each table derives its keys from the record itself.
+///
+/// - `by_hash` is keyed by the first 8 bytes of the key's hash ([`KeyHash::prefix`]). A
+///   lookup selects the record whose prefix equals the presented hash's and the layer then
+///   compares the whole hash in constant time, so an unknown key and a wrong secret cost the
+///   same work. Two keys whose hashes share the 64-bit prefix cannot both be stored (the
+///   later one is refused as a duplicate hash; among a million keys the chance of that is
+///   about 3 in 10^8): a lookup never has to choose between candidates.
+/// - `ids` is keyed by a keyed 64-bit hash of the id and compares whole ids, so ids whose
+///   digests collide coexist.
+///
+/// Writers take the id's `ids` shard first, then (one at a time) `by_hash` shards; readers
+/// take one shard. A record is in both tables or in neither, as seen by any writer.
 struct Inner {
-    by_hash: DashMap<u64, Arc<KeyRecord>, BuildHasherDefault<DigestHasher>>,
-    ids: DashMap<u64, u64, BuildHasherDefault<DigestHasher>>,
+    by_hash: Shards,
+    ids: Shards,
     id_digest: RandomState,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            by_hash: Shards::new(),
+            ids: Shards::new(),
+            id_digest: RandomState::new(),
+        }
+    }
+}
+
+/// One shard: a lock around a table of records, on its own cache line(s).
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HashTable<Arc<KeyRecord>>>);
+
+/// A power-of-two number of shards, chosen by the bits of a 64-bit hash just below the 7
+/// that hashbrown keeps for its control bytes.
+struct Shards {
+    shards: Box<[Shard]>,
+    shift: u32,
+}
+
+/// Four shards per hardware thread, rounded up to a power of two (at least 2), as dashmap.
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        (std::thread::available_parallelism().map_or(1, usize::from) * 4)
+            .next_power_of_two()
+            .max(2)
+    })
+}
+
+impl Shards {
+    fn new() -> Self {
+        let n = shard_count();
+        Shards {
+            shards: (0..n).map(|_| Shard::default()).collect(),
+            shift: 64 - n.trailing_zeros(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[((hash << 7) >> self.shift) as usize]
+    }
+
+    fn read(&self, hash: u64) -> RwLockReadGuard<'_, HashTable<Arc<KeyRecord>>> {
+        self.shard(hash)
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, HashTable<Arc<KeyRecord>>> {
+        self.shard(hash)
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.0.read().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+}
+
+/// `by_hash`'s hash of a record.
+fn hash_key(r: &KeyRecord) -> u64 {
+    r.hash().prefix()
 }
 
 impl Inner {
@@ -225,11 +305,35 @@ impl Inner {
         self.id_digest.hash_one(id)
     }
 
-    /// The `by_hash` slot of the record with this id.
-    fn slot_of(&self, id: &str) -> Option<u64> {
-        let slot = *self.ids.get(&self.id_key(id))?;
-        let found = self.by_hash.get(&slot)?;
-        (found.id == id).then_some(slot)
+    /// Inserts `record` into `by_hash` unless another record has its prefix (`false`).
+    fn insert_hash(&self, record: &Arc<KeyRecord>) -> bool {
+        let prefix = hash_key(record);
+        let mut table = self.by_hash.write(prefix);
+        match table.entry(prefix, |r| hash_key(r) == prefix, |r| hash_key(r)) {
+            hash_table::Entry::Occupied(_) => false,
+            hash_table::Entry::Vacant(v) => {
+                v.insert(Arc::clone(record));
+                true
+            }
+        }
+    }
+
+    /// Replaces the `by_hash` entry of `old` (same prefix) by `new`.
+    fn replace_hash(&self, old: &Arc<KeyRecord>, new: &Arc<KeyRecord>) {
+        let prefix = hash_key(old);
+        let mut table = self.by_hash.write(prefix);
+        if let Some(slot) = table.find_mut(prefix, |r| Arc::ptr_eq(r, old)) {
+            *slot = Arc::clone(new);
+        }
+    }
+
+    /// Removes `old` from `by_hash`.
+    fn remove_hash(&self, old: &Arc<KeyRecord>) {
+        let prefix = hash_key(old);
+        let mut table = self.by_hash.write(prefix);
+        if let Ok(entry) = table.find_entry(prefix, |r| Arc::ptr_eq(r, old)) {
+            entry.remove();
+        }
     }
 }
 
@@ -252,101 +356,130 @@ impl MemoryKeyStore {
 
     /// Adds a record; refuses one whose hash or id is already present.
     pub fn try_insert(&self, record: KeyRecord) -> Result<(), DuplicateKey> {
-        use dashmap::mapref::entry::Entry;
-        let slot = record.hash.prefix();
-        match self.inner.ids.entry(self.inner.id_key(&record.id)) {
-            Entry::Occupied(_) => Err(DuplicateKey::Id { id: record.id }),
-            Entry::Vacant(v) => match self.inner.by_hash.entry(slot) {
-                Entry::Occupied(_) => Err(DuplicateKey::Hash { id: record.id }),
-                Entry::Vacant(e) => {
-                    e.insert(Arc::new(record));
-                    v.insert(slot);
-                    Ok(())
-                }
-            },
+        let inner = &*self.inner;
+        let id_key = inner.id_key(record.id());
+        let mut ids = inner.ids.write(id_key);
+        if ids.find(id_key, |r| r.id() == record.id()).is_some() {
+            return Err(DuplicateKey::Id {
+                id: record.id().to_owned(),
+            });
         }
+        let record = Arc::new(record);
+        if !inner.insert_hash(&record) {
+            return Err(DuplicateKey::Hash {
+                id: record.id().to_owned(),
+            });
+        }
+        ids.insert_unique(id_key, record, |r| inner.id_key(r.id()));
+        Ok(())
     }
 
-    /// Adds or replaces the record with this id (its hash may change). A record that cannot
-    /// be stored (its hash or id digest is another key's) is left out and logged.
+    /// Adds or replaces the record with this id (its hash may change: the new hash answers
+    /// before the old one stops). A record that cannot be stored (its hash prefix is another
+    /// key's) is left out and logged, and the id's previous record is removed.
     pub fn upsert(&self, record: KeyRecord) {
-        let id = record.id.clone();
-        if let Some(slot) = self.inner.slot_of(&id) {
-            if slot == record.hash.prefix() {
-                self.inner.by_hash.insert(slot, Arc::new(record));
-                return;
+        let inner = &*self.inner;
+        let id_key = inner.id_key(record.id());
+        let mut ids = inner.ids.write(id_key);
+        let new = Arc::new(record);
+        match ids.find_entry(id_key, |r| r.id() == new.id()) {
+            Ok(mut entry) => {
+                let old = Arc::clone(entry.get());
+                if hash_key(&old) == hash_key(&new) {
+                    inner.replace_hash(&old, &new);
+                    *entry.get_mut() = new;
+                    return;
+                }
+                let stored = inner.insert_hash(&new);
+                inner.remove_hash(&old);
+                if stored {
+                    *entry.get_mut() = new;
+                    return;
+                }
+                entry.remove();
             }
-            self.remove(&id);
+            Err(_) => {
+                if inner.insert_hash(&new) {
+                    ids.insert_unique(id_key, new, |r| inner.id_key(r.id()));
+                    return;
+                }
+            }
         }
-        if let Err(e) = self.try_insert(record) {
-            tracing::error!(error = %e, "ark-auth: record not stored");
-        }
+        let e = DuplicateKey::Hash {
+            id: new.id().to_owned(),
+        };
+        tracing::error!(error = %e, "ark-auth: record not stored");
     }
 
     /// The record with this id.
     pub fn get(&self, id: &str) -> Option<Arc<KeyRecord>> {
-        let slot = self.inner.slot_of(id)?;
-        self.inner.by_hash.get(&slot).map(|r| Arc::clone(&r))
+        let id_key = self.inner.id_key(id);
+        let ids = self.inner.ids.read(id_key);
+        ids.find(id_key, |r| r.id() == id).map(Arc::clone)
     }
 
-    /// Applies `f` to a copy of the record with this id and stores the result. `false` when
-    /// no such id.
+    /// Applies `f` to a copy of the record with this id and stores the result (its hash and
+    /// id stay: `f` cannot change them). `false` when no such id.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut KeyRecord)) -> bool {
-        let Some(slot) = self.inner.slot_of(id) else {
+        let inner = &*self.inner;
+        let id_key = inner.id_key(id);
+        let mut ids = inner.ids.write(id_key);
+        let Some(slot) = ids.find_mut(id_key, |r| r.id() == id) else {
             return false;
         };
-        match self.inner.by_hash.get_mut(&slot) {
-            Some(mut current) if current.id == id => {
-                let mut record = KeyRecord::clone(&current);
-                f(&mut record);
-                record.hash = current.hash;
-                record.id = current.id.clone();
-                *current = Arc::new(record);
-                true
-            }
-            _ => false,
-        }
+        let old = Arc::clone(slot);
+        let mut record = KeyRecord::clone(&old);
+        f(&mut record);
+        record.keep_identity_of(&old);
+        let new = Arc::new(record);
+        inner.replace_hash(&old, &new);
+        *slot = new;
+        true
     }
 
     /// Revokes the key with this id at once. `false` when no such id.
     pub fn revoke(&self, id: &str) -> bool {
-        self.update(id, |r| r.revoked = true)
+        self.update(id, |r| r.set_revoked(true))
     }
 
     /// Sets or clears the expiry of the key with this id. `false` when no such id.
     pub fn set_expiry(&self, id: &str, at: Option<SystemTime>) -> bool {
-        self.update(id, |r| r.expires_at = at)
+        self.update(id, |r| r.set_expiry(at))
     }
 
     /// Deletes the key with this id. `false` when no such id.
     pub fn remove(&self, id: &str) -> bool {
-        let Some(slot) = self.inner.slot_of(id) else {
-            return false;
-        };
-        self.inner.ids.remove(&self.inner.id_key(id));
-        self.inner
-            .by_hash
-            .remove_if(&slot, |_, r| r.id == id)
-            .is_some()
+        let inner = &*self.inner;
+        let id_key = inner.id_key(id);
+        let mut ids = inner.ids.write(id_key);
+        match ids.find_entry(id_key, |r| r.id() == id) {
+            Ok(entry) => {
+                let (old, _) = entry.remove();
+                inner.remove_hash(&old);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.inner.by_hash.len()
+        self.inner.ids.len()
     }
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.inner.by_hash.is_empty()
+        self.len() == 0
     }
 
     /// Every record (a snapshot; records hold hashes only).
     pub fn records(&self) -> Vec<Arc<KeyRecord>> {
-        self.inner
-            .by_hash
-            .iter()
-            .map(|r| Arc::clone(r.value()))
-            .collect()
+        let mut out = Vec::with_capacity(self.len());
+        for shard in self.inner.ids.shards.iter() {
+            let table = shard.0.read().unwrap_or_else(PoisonError::into_inner);
+            out.extend(table.iter().map(Arc::clone));
+        }
+        out
     }
 }
 
@@ -363,11 +496,11 @@ impl KeyStore for MemoryKeyStore {
     type Future = Ready<LookupResult>;
 
     fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, Self::Future> {
-        Answer::Now(Ok(self
-            .inner
-            .by_hash
-            .get(&hash.prefix())
-            .map(|r| Arc::clone(&r))))
+        let prefix = hash.prefix();
+        let table = self.inner.by_hash.read(prefix);
+        Answer::Now(Ok(table
+            .find(prefix, |r| hash_key(r) == prefix)
+            .map(Arc::clone)))
     }
 }
 
@@ -393,14 +526,14 @@ mod tests {
         let store = MemoryKeyStore::from_records((0..100).map(rec)).unwrap();
         assert_eq!(store.len(), 100);
         let r = rec(7);
-        assert_eq!(lookup_now(&store, &r.hash).unwrap().id, r.id);
-        assert!(lookup_now(&store, &rec(1000).hash).is_none());
-        assert!(store.revoke(&r.id));
-        assert!(lookup_now(&store, &r.hash).unwrap().revoked);
+        assert_eq!(lookup_now(&store, r.hash()).unwrap().id(), r.id());
+        assert!(lookup_now(&store, rec(1000).hash()).is_none());
+        assert!(store.revoke(r.id()));
+        assert!(lookup_now(&store, r.hash()).unwrap().is_revoked());
         assert!(!store.revoke("key_nope"));
-        assert!(store.remove(&r.id));
-        assert!(lookup_now(&store, &r.hash).is_none());
-        assert!(store.get(&r.id).is_none());
+        assert!(store.remove(r.id()));
+        assert!(lookup_now(&store, r.hash()).is_none());
+        assert!(store.get(r.id()).is_none());
     }
 
     #[test]
@@ -410,7 +543,7 @@ mod tests {
             Err(DuplicateKey::Id { .. })
         ));
         let mut other = rec(1);
-        other.id = "key_other".into();
+        other.set_id("key_other");
         assert!(matches!(
             MemoryKeyStore::from_records([rec(1), other]),
             Err(DuplicateKey::Hash { .. })
@@ -423,11 +556,11 @@ mod tests {
         let a = rec(1);
         store.upsert(a.clone());
         let mut b = rec(2);
-        b.id = a.id.clone();
+        b.set_id(a.id());
         store.upsert(b.clone());
         assert_eq!(store.len(), 1);
-        assert!(lookup_now(&store, &a.hash).is_none());
-        assert!(lookup_now(&store, &b.hash).is_some());
-        assert_eq!(store.get(&a.id).unwrap().environment, Environment::Test);
+        assert!(lookup_now(&store, a.hash()).is_none());
+        assert!(lookup_now(&store, b.hash()).is_some());
+        assert_eq!(store.get(a.id()).unwrap().environment(), Environment::Test);
     }
 }

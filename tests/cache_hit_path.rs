@@ -48,8 +48,8 @@ async fn hits_answer_now_without_allocating() {
 
 async fn memory_hits() {
     let key = generate_key(Environment::Live).unwrap();
-    let hash = key.record.hash;
-    let unknown = generate_key(Environment::Live).unwrap().record.hash;
+    let hash = *key.record.hash();
+    let unknown = *generate_key(Environment::Live).unwrap().record.hash();
     let cache = CachedKeyStore::new(
         MemoryKeyStore::from_records([key.record]).unwrap(),
         CacheConfig::default(),
@@ -67,18 +67,18 @@ async fn postgres_hits() {
     };
     let key = generate_key(Environment::Live).unwrap();
     store.create(&key.record).await.unwrap();
-    let unknown = generate_key(Environment::Live).unwrap().record.hash;
+    let unknown = *generate_key(Environment::Live).unwrap().record.hash();
     let cache = store.clone().cached(CacheConfig::default());
-    assert!(cache.lookup(&key.record.hash).await.unwrap().is_some());
+    assert!(cache.lookup(key.record.hash()).await.unwrap().is_some());
     assert!(cache.lookup(&unknown).await.unwrap().is_none());
     // The first hit after the miss is throttled already (the miss noted the use).
     let queries = store.lookup_queries();
-    let (allocs, ns) = hits(&cache, &key.record.hash, &unknown);
+    let (allocs, ns) = hits(&cache, key.record.hash(), &unknown);
     println!("CachedKeyStore<PostgresKeyStore>: {allocs} allocations in 200 000 hits, {ns:.0} ns per hit ({})", profile());
     assert!(allocs <= 4, "{allocs} allocations: hits allocate");
     assert_eq!(store.lookup_queries(), queries, "hits never query");
     tokio::time::sleep(Duration::from_millis(1)).await;
-    store.remove(&key.record.id).await.unwrap();
+    store.remove(key.record.id()).await.unwrap();
 }
 
 fn profile() -> &'static str {

@@ -47,7 +47,7 @@ fn make_key(env: Environment, f: impl FnOnce(KeyRecord) -> KeyRecord) -> (TestKe
     (
         TestKey {
             token: plaintext.expose_secret().to_owned(),
-            id: record.id.clone(),
+            id: record.id().to_owned(),
         },
         record,
     )
@@ -59,7 +59,7 @@ fn key_from_token(token: &str, f: impl FnOnce(KeyRecord) -> KeyRecord) -> (TestK
     (
         TestKey {
             token: token.to_owned(),
-            id: record.id.clone(),
+            id: record.id().to_owned(),
         },
         record,
     )
@@ -1246,7 +1246,7 @@ async fn rejections_401_and_403_do_not_use_quota() {
             let res = send_req(srv, &get("/v1/emails").bearer(&k.token), &keys).await;
             rejection(srv, &res, 401, "expired_api_key");
         }
-        assert!(keys.store.update(&k.id, |r| r.revoked = false));
+        assert!(keys.store.update(&k.id, |r| r.set_revoked(false)));
         // 401 for wrong secrets of this key.
         for i in 9..15 {
             let res = send_req(
@@ -1295,7 +1295,7 @@ async fn order_is_authenticate_then_permissions_then_rate_limit() {
         assert!(keys.store.revoke(&k.id));
         let res = send_req(srv, &get("/v1/emails").bearer(&k.token), &keys).await;
         rejection(srv, &res, 401, "expired_api_key");
-        assert!(keys.store.update(&k.id, |r| r.revoked = false));
+        assert!(keys.store.update(&k.id, |r| r.set_revoked(false)));
         // Over its limit, wrong secret: 401.
         let res = send_req(
             srv,
@@ -1884,7 +1884,7 @@ fn debug_and_display_never_show_the_secret_body() {
             format!("{generated:#?}"),
             format!("{:?}", generated.plaintext),
             format!("{}", generated.plaintext),
-            format!("{:?}", record.hash),
+            format!("{:?}", *record.hash()),
             format!("{store:?}"),
             format!("{:?}", store.records()),
         ];
@@ -1905,13 +1905,13 @@ fn stores_keep_a_one_way_hash_never_the_plaintext() {
     let generated = generate_key(Environment::Live).unwrap();
     let token_text = generated.plaintext.expose_secret().to_owned();
     let token = Token::parse(&token_text).unwrap();
-    assert_eq!(generated.record.hash, KeyHash::of(&token));
-    assert_eq!(generated.record.hash.to_hex().len(), 64);
+    assert_eq!(*generated.record.hash(), KeyHash::of(&token));
+    assert_eq!(generated.record.hash().to_hex().len(), 64);
     // Loading a plaintext key from a keys file hashes it.
     let text = json!({"keys": [{"key": token_text, "name": "ci", "permissions": ["emails:send"]}]})
         .to_string();
     let records = ark_auth::keys_file::parse(&text).unwrap();
-    assert_eq!(records[0].hash, KeyHash::of(&token));
+    assert_eq!(*records[0].hash(), KeyHash::of(&token));
     let as_json = ark_auth::keys_file::record_to_json(&records[0]).to_string();
     assert!(!as_json.contains(&token_text[9..]), "{as_json}");
     let store = MemoryKeyStore::from_records(records).unwrap();
@@ -1941,11 +1941,11 @@ fn unknown_permission_in_stored_data_is_a_load_error() {
     assert!(ark_auth::keys_file::parse(&entry(json!(["Emails:Send"]))).is_err());
     assert!(Permissions::parse_list(["emails:send", "nope"]).is_err());
     let all = ark_auth::keys_file::parse(&entry(json!(["*"]))).unwrap();
-    assert_eq!(all[0].permissions, Permissions::ALL);
+    assert_eq!(all[0].permissions(), Permissions::ALL);
     let some =
         ark_auth::keys_file::parse(&entry(json!(["emails:read", "webhooks:manage"]))).unwrap();
     assert_eq!(
-        some[0].permissions,
+        some[0].permissions(),
         Permission::EmailsRead | Permission::WebhooksManage
     );
 }

@@ -225,7 +225,7 @@ async fn two_instances_share_limits_and_revocations() {
         assert_eq!(status(inst.addr, &doomed_token).await, 200);
     }
     let revoked_at = Instant::now();
-    assert!(store.revoke(&doomed_record.id).await.unwrap());
+    assert!(store.revoke(doomed_record.id()).await.unwrap());
     let committed = revoked_at.elapsed();
     let mut seen = [None, None];
     while seen.iter().any(Option::is_none) {
@@ -248,8 +248,8 @@ async fn two_instances_share_limits_and_revocations() {
         ms(seen[0]),
         ms(seen[1])
     );
-    store.remove(&doomed_record.id).await.unwrap();
-    store.remove(&burst_record.id).await.unwrap();
+    store.remove(doomed_record.id()).await.unwrap();
+    store.remove(burst_record.id()).await.unwrap();
 }
 
 /// `keygen --database-url` stores the new key's record: the row holds the SHA-256 of the

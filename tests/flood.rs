@@ -80,7 +80,7 @@ async fn flood_of_random_keys() {
     )
     .await;
     let real = generate_key(Environment::Live).unwrap();
-    let real_hash = real.record.hash;
+    let real_hash = *real.record.hash();
     store
         .create(&real.record.clone().with_permissions(Permissions::ALL))
         .await
@@ -180,5 +180,5 @@ async fn flood_of_random_keys() {
     if let (Some(a), Some(b)) = (rss_before, rss_kib()) {
         println!("process RSS: {a} KiB before the floods, {b} KiB after");
     }
-    store.remove(&real.record.id).await.unwrap();
+    store.remove(real.record.id()).await.unwrap();
 }

@@ -448,7 +448,7 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
             format!("{record:?}"),
             format!("{:?}", AuthenticatedKey::new(Arc::new(record.clone()))),
             format!("{store:?} {:?}", store.records()),
-            format!("{:?}", record.hash),
+            format!("{:?}", *record.hash()),
             format!("{}", keys_file::record_to_json(&record)),
             format!("{:?}", MemoryRateLimiter::new()),
         ]);

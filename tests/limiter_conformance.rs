@@ -160,14 +160,14 @@ async fn per_key_quota_override<L: RateLimiter>(l: &L) {
     let fast = key(6).with_rate_limit(7);
     let plain = key(7);
     for (record, expect) in [(&slow, 2), (&fast, 7), (&plain, 10)] {
-        let q = record.rate_limit.map_or(default, Quota::per_second);
+        let q = record.rate_limit().map_or(default, Quota::per_second);
         let mut admitted = 0;
         for _ in 0..15 {
             let d = acquire(l, record, q).await;
             assert_eq!(d.limit, expect);
             admitted += u32::from(d.allowed);
         }
-        assert_eq!(admitted, expect, "key {} admits its own limit", record.id);
+        assert_eq!(admitted, expect, "key {} admits its own limit", record.id());
     }
 }
 
@@ -331,7 +331,7 @@ async fn counters_are_per_key_id_and_expire() {
     let prefix = unique_prefix();
     let l = connect_redis(&url).await.key_prefix(prefix.clone());
     let (k, q) = (key(11), quota(3, Duration::from_millis(300)));
-    let name = format!("{prefix}{}", k.id);
+    let name = format!("{prefix}{}", k.id());
     peek(&l, &k, q).await;
     assert_eq!(
         redis_command(&url, &["EXISTS", &name]).await,

@@ -52,33 +52,33 @@ async fn revocation_reaches_another_instance_within_a_second() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         for c in [&cache_a, &cache_b] {
             let start = Instant::now();
-            while !matches!(c.lookup(&record.hash), Answer::Now(Ok(Some(_)))) {
-                assert!(c.lookup(&record.hash).await.unwrap().is_some());
+            while !matches!(c.lookup(record.hash()), Answer::Now(Ok(Some(_)))) {
+                assert!(c.lookup(record.hash()).await.unwrap().is_some());
                 assert!(start.elapsed() < Duration::from_secs(1));
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
         let start = Instant::now();
         match how {
-            "revoke through instance A" => assert!(a.revoke(&record.id).await.unwrap()),
+            "revoke through instance A" => assert!(a.revoke(record.id()).await.unwrap()),
             "UPDATE in SQL" => sql(
                 &url,
                 &format!(
                     "UPDATE ark_api_keys SET expires_at = now() - interval '1 second' WHERE id = '{}'",
-                    record.id
+                    record.id()
                 ),
             )
             .await,
             _ => sql(
                 &url,
-                &format!("DELETE FROM ark_api_keys WHERE id = '{}'", record.id),
+                &format!("DELETE FROM ark_api_keys WHERE id = '{}'", record.id()),
             )
             .await,
         }
         let committed = start.elapsed();
         // Instance B refuses the key (its cache asks the database again) within 1 s.
         let seen = loop {
-            let usable = match cache_b.lookup(&record.hash) {
+            let usable = match cache_b.lookup(record.hash()) {
                 Answer::Now(r) => r
                     .unwrap()
                     .is_some_and(|r| r.is_usable_at(SystemTime::now())),
@@ -196,9 +196,9 @@ async fn listener_reconnects_and_invalidates_everything() {
     direct.create(&record).await.unwrap();
     // Let the INSERT's own notification pass before caching the key.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(cache.lookup(&record.hash).await.unwrap().is_some());
+    assert!(cache.lookup(record.hash()).await.unwrap().is_some());
     assert!(matches!(
-        cache.lookup(&record.hash),
+        cache.lookup(record.hash()),
         Answer::Now(Ok(Some(_)))
     ));
 
@@ -217,10 +217,10 @@ async fn listener_reconnects_and_invalidates_everything() {
     );
     // Revoked while the listener is down: its notification is lost, and the cache still
     // serves the old record (until its TTL, or until the listener is back).
-    direct.revoke(&record.id).await.unwrap();
+    direct.revoke(record.id()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    match cache.lookup(&record.hash) {
-        Answer::Now(Ok(Some(r))) => assert!(!r.revoked, "still the cached record"),
+    match cache.lookup(record.hash()) {
+        Answer::Now(Ok(Some(r))) => assert!(!r.is_revoked(), "still the cached record"),
         _ => panic!("the cache keeps serving while the listener is down"),
     }
 
@@ -235,14 +235,25 @@ async fn listener_reconnects_and_invalidates_everything() {
         start.elapsed().as_secs_f64() * 1e3
     );
     // The reconnect dropped every entry: the revocation made meanwhile is seen.
-    assert!(cache.lookup(&record.hash).await.unwrap().unwrap().revoked);
+    assert!(cache
+        .lookup(record.hash())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_revoked());
     // And notifications are delivered again.
     let (_, other) = full_key();
     direct.create(&other).await.unwrap();
-    assert!(cache.lookup(&other.hash).await.unwrap().is_some());
-    direct.revoke(&other.id).await.unwrap();
+    assert!(cache.lookup(other.hash()).await.unwrap().is_some());
+    direct.revoke(other.id()).await.unwrap();
     let start = Instant::now();
-    while !cache.lookup(&other.hash).await.unwrap().unwrap().revoked {
+    while !cache
+        .lookup(other.hash())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_revoked()
+    {
         assert!(start.elapsed() < Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -269,7 +280,7 @@ async fn last_used_at_is_batched_one_write_per_key_per_interval() {
     for r in &keys {
         store.create(r).await.unwrap();
         assert!(store
-            .get(&r.id)
+            .get(r.id())
             .await
             .unwrap()
             .unwrap()
@@ -282,7 +293,7 @@ async fn last_used_at_is_batched_one_write_per_key_per_interval() {
     while start.elapsed() < Duration::from_millis(1500) {
         for r in &keys {
             let t = Instant::now();
-            assert!(cache.lookup(&r.hash).await.unwrap().is_some());
+            assert!(cache.lookup(r.hash()).await.unwrap().is_some());
             lookups += 1;
             assert!(
                 t.elapsed() < Duration::from_millis(200),
@@ -308,7 +319,7 @@ async fn last_used_at_is_batched_one_write_per_key_per_interval() {
         "at most one write per key per interval"
     );
     for r in &keys {
-        let used = store.get(&r.id).await.unwrap().unwrap().last_used_at;
+        let used = store.get(r.id()).await.unwrap().unwrap().last_used_at;
         assert!(used.is_some(), "last_used_at set");
     }
     assert_eq!(store.usage_dropped(), 0);
@@ -324,16 +335,16 @@ async fn unknown_permission_in_the_database_fails_closed() {
     let store = pg::store_at(&url, PostgresOptions::default()).await;
     let (token, record) = full_key();
     store.create(&record).await.unwrap();
-    assert!(store.lookup(&record.hash).await.unwrap().is_some());
+    assert!(store.lookup(record.hash()).await.unwrap().is_some());
     sql(
         &url,
         &format!(
             "UPDATE ark_api_keys SET permissions = '{{emails:send,emails:delete}}' WHERE id = '{}'",
-            record.id
+            record.id()
         ),
     )
     .await;
-    let e = store.lookup(&record.hash).await.unwrap_err().to_string();
+    let e = store.lookup(record.hash()).await.unwrap_err().to_string();
     assert!(e.contains("emails:delete"), "{e}");
     assert!(!e.contains(&token[9..]), "no secret in errors");
     assert!(store.list().await.is_err(), "list fails closed too");
@@ -346,7 +357,7 @@ async fn unknown_permission_in_the_database_fails_closed() {
     .await;
     assert_eq!(res.status, 503);
     assert_eq!(server.calls(), 0);
-    store.remove(&record.id).await.unwrap();
+    store.remove(record.id()).await.unwrap();
 }
 
 #[tokio::test]
@@ -361,15 +372,15 @@ async fn schema_applies_twice_and_list_shows_no_secret() {
     // Import: upsert by id, all or nothing.
     let renamed = record.clone().with_name("imported");
     assert_eq!(store.import([renamed.clone()]).await.unwrap(), 1);
-    let stored = store.get(&record.id).await.unwrap().unwrap();
+    let stored = store.get(record.id()).await.unwrap().unwrap();
     assert_eq!(stored.record, renamed);
     let listed = store.list().await.unwrap();
-    assert!(listed.iter().any(|k| k.record.id == record.id));
+    assert!(listed.iter().any(|k| k.record.id() == record.id()));
     let dump = format!("{listed:?}");
     assert!(!dump.contains(&token[9..]), "no secret in a listing");
-    assert!(store.remove(&record.id).await.unwrap());
-    assert!(!store.remove(&record.id).await.unwrap());
-    assert!(!store.revoke(&record.id).await.unwrap());
+    assert!(store.remove(record.id()).await.unwrap());
+    assert!(!store.remove(record.id()).await.unwrap());
+    assert!(!store.revoke(record.id()).await.unwrap());
 }
 
 /// Concurrent migrations (several instances starting at once) do not fail.

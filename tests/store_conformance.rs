@@ -116,11 +116,11 @@ impl<H: Harness> Harness for Cached<H> {
     }
     async fn insert(&self, record: &KeyRecord) {
         self.inner.insert(record).await;
-        self.changed(&record.hash);
+        self.changed(record.hash());
     }
     async fn update(&self, record: &KeyRecord) {
         self.inner.update(record).await;
-        self.changed(&record.hash);
+        self.changed(record.hash());
     }
     async fn revoke(&self, id: &str) {
         self.inner.revoke(id).await;
@@ -179,7 +179,7 @@ async fn known_key_is_found_with_every_field<H: Harness>(h: &H) {
 async fn unknown_key_is_none<H: Harness>(h: &H) {
     let (_, record) = new_record();
     h.insert(&record).await;
-    let other = generate_key(Environment::Live).unwrap().record.hash;
+    let other = *generate_key(Environment::Live).unwrap().record.hash();
     assert!(get(h, &other).await.is_none(), "{}", h.name());
     assert!(get(h, &other).await.is_none(), "{}", h.name());
     // A wrong secret with a real key's prefix is just another unknown hash.
@@ -190,41 +190,41 @@ async fn unknown_key_is_none<H: Harness>(h: &H) {
 async fn revocation_is_visible<H: Harness>(h: &H) {
     let (_, record) = new_record();
     h.insert(&record).await;
-    assert!(!get(h, &record.hash).await.unwrap().revoked);
-    h.revoke(&record.id).await;
-    h.changed(&record.hash);
-    let found = get(h, &record.hash).await.unwrap();
-    assert!(found.revoked, "{}", h.name());
+    assert!(!get(h, record.hash()).await.unwrap().is_revoked());
+    h.revoke(record.id()).await;
+    h.changed(record.hash());
+    let found = get(h, record.hash()).await.unwrap();
+    assert!(found.is_revoked(), "{}", h.name());
     assert!(!found.is_usable_at(SystemTime::now()), "{}", h.name());
 }
 
 async fn expiry_changes_are_visible<H: Harness>(h: &H) {
     let (_, record) = new_record();
     h.insert(&record).await;
-    assert_eq!(get(h, &record.hash).await.unwrap().expires_at, None);
+    assert_eq!(get(h, record.hash()).await.unwrap().expires_at(), None);
     // Rotation: a grace period ahead, still usable.
-    h.set_expiry(&record.id, Some(at(60))).await;
-    h.changed(&record.hash);
-    let found = get(h, &record.hash).await.unwrap();
-    assert_eq!(found.expires_at, Some(at(60)), "{}", h.name());
+    h.set_expiry(record.id(), Some(at(60))).await;
+    h.changed(record.hash());
+    let found = get(h, record.hash()).await.unwrap();
+    assert_eq!(found.expires_at(), Some(at(60)), "{}", h.name());
     assert!(found.is_usable_at(SystemTime::now()));
     // Past: refused.
-    h.set_expiry(&record.id, Some(at(-1))).await;
-    h.changed(&record.hash);
-    assert!(!get(h, &record.hash)
+    h.set_expiry(record.id(), Some(at(-1))).await;
+    h.changed(record.hash());
+    assert!(!get(h, record.hash())
         .await
         .unwrap()
         .is_usable_at(SystemTime::now()));
     // Cleared.
-    h.set_expiry(&record.id, None).await;
-    h.changed(&record.hash);
-    assert_eq!(get(h, &record.hash).await.unwrap().expires_at, None);
+    h.set_expiry(record.id(), None).await;
+    h.changed(record.hash());
+    assert_eq!(get(h, record.hash()).await.unwrap().expires_at(), None);
 }
 
 async fn updates_are_visible<H: Harness>(h: &H) {
     let (_, record) = new_record();
     h.insert(&record).await;
-    assert!(get(h, &record.hash).await.is_some());
+    assert!(get(h, record.hash()).await.is_some());
     let changed = record
         .clone()
         .with_permissions(Permission::DomainsManage.into())
@@ -232,7 +232,7 @@ async fn updates_are_visible<H: Harness>(h: &H) {
         .with_rate_limit(3);
     h.update(&changed).await;
     assert_eq!(
-        *get(h, &record.hash).await.unwrap(),
+        *get(h, record.hash()).await.unwrap(),
         changed,
         "{}",
         h.name()
@@ -242,37 +242,37 @@ async fn updates_are_visible<H: Harness>(h: &H) {
 async fn a_new_hash_replaces_the_old<H: Harness>(h: &H) {
     let (_, record) = new_record();
     h.insert(&record).await;
-    assert!(get(h, &record.hash).await.is_some());
+    assert!(get(h, record.hash()).await.is_some());
     let mut rotated = record.clone();
-    rotated.hash = generate_key(Environment::Live).unwrap().record.hash;
+    rotated.set_hash(*generate_key(Environment::Live).unwrap().record.hash());
     h.update(&rotated).await;
-    h.changed(&record.hash);
-    assert!(get(h, &record.hash).await.is_none(), "{}", h.name());
-    assert_eq!(get(h, &rotated.hash).await.unwrap().id, record.id);
+    h.changed(record.hash());
+    assert!(get(h, record.hash()).await.is_none(), "{}", h.name());
+    assert_eq!(get(h, rotated.hash()).await.unwrap().id(), record.id());
 }
 
 async fn removal_is_visible<H: Harness>(h: &H) {
     let (_, record) = new_record();
     h.insert(&record).await;
-    assert!(get(h, &record.hash).await.is_some());
-    h.remove(&record.id).await;
-    h.changed(&record.hash);
-    assert!(get(h, &record.hash).await.is_none(), "{}", h.name());
+    assert!(get(h, record.hash()).await.is_some());
+    h.remove(record.id()).await;
+    h.changed(record.hash());
+    assert!(get(h, record.hash()).await.is_none(), "{}", h.name());
 }
 
 async fn a_key_created_after_a_miss_is_found_once_invalidated<H: Harness>(h: &H) {
     let (_, record) = new_record();
-    assert!(get(h, &record.hash).await.is_none());
+    assert!(get(h, record.hash()).await.is_none());
     h.insert(&record).await;
-    assert!(get(h, &record.hash).await.is_some(), "{}", h.name());
+    assert!(get(h, record.hash()).await.is_some(), "{}", h.name());
 }
 
 async fn concurrent_lookups_agree<H: Harness>(h: &H) {
     let (_, record) = new_record();
     h.insert(&record).await;
-    let unknown = generate_key(Environment::Test).unwrap().record.hash;
+    let unknown = *generate_key(Environment::Test).unwrap().record.hash();
     let lookups = (0..64).map(|i| {
-        let hash = if i % 2 == 0 { record.hash } else { unknown };
+        let hash = if i % 2 == 0 { *record.hash() } else { unknown };
         async move { (i, h.store().lookup(&hash).await) }
     });
     for (i, r) in futures::future::join_all(lookups).await {
@@ -377,7 +377,7 @@ impl Listened {
     }
 
     async fn by_id(&self, id: &str) -> KeyHash {
-        self.inner.0.get(id).await.unwrap().unwrap().record.hash
+        *self.inner.0.get(id).await.unwrap().unwrap().record.hash()
     }
 }
 
@@ -390,15 +390,16 @@ impl Harness for Listened {
         &self.cache
     }
     async fn insert(&self, record: &KeyRecord) {
-        let before = self.cached(&record.hash);
+        let before = self.cached(record.hash());
         self.inner.insert(record).await;
-        if before.is_none() && matches!(self.cache.lookup(&record.hash), ark_auth::Answer::Now(_)) {
+        if before.is_none() && matches!(self.cache.lookup(record.hash()), ark_auth::Answer::Now(_))
+        {
             // A negative entry: the INSERT notification must drop it.
-            self.settle(&record.hash, None).await;
+            self.settle(record.hash(), None).await;
         }
     }
     async fn update(&self, record: &KeyRecord) {
-        let old = self.by_id(&record.id).await;
+        let old = self.by_id(record.id()).await;
         let before = self.cached(&old);
         self.inner.update(record).await;
         if before.is_some() {

@@ -29,8 +29,8 @@ fuzz_target!(|data: &[u8]| {
     };
     match parse(text) {
         Ok(records) => {
-            let hashes: HashSet<_> = records.iter().map(|r| r.hash).collect();
-            let ids: HashSet<_> = records.iter().map(|r| r.id.as_str()).collect();
+            let hashes: HashSet<_> = records.iter().map(|r| *r.hash()).collect();
+            let ids: HashSet<_> = records.iter().map(|r| r.id()).collect();
             assert_eq!(hashes.len(), records.len());
             assert_eq!(ids.len(), records.len());
             let keys: Vec<_> = records.iter().map(record_to_json).collect();

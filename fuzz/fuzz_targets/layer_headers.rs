@@ -190,9 +190,9 @@ fuzz_target!(|data: &[u8]| {
             let presented = KeyRecord::from_token(&t);
             w.records
                 .iter()
-                .find(|r| r.hash == presented.hash)
+                .find(|r| r.hash() == presented.hash())
                 .filter(|r| r.is_usable_at(SystemTime::now()))
-                .map(|r| r.id.clone())
+                .map(|r| r.id().to_owned())
         }),
         _ => None,
     };
