@@ -563,4 +563,112 @@ mod tests {
         assert!(lookup_now(&store, b.hash()).is_some());
         assert_eq!(store.get(a.id()).unwrap().environment(), Environment::Test);
     }
+
+    /// Both tables agree: every record is found by its id and by its hash, and nothing else.
+    fn assert_consistent(store: &MemoryKeyStore) {
+        let records = store.records();
+        assert_eq!(records.len(), store.len());
+        assert_eq!(store.inner.by_hash.len(), store.inner.ids.len());
+        for r in &records {
+            assert!(Arc::ptr_eq(&store.get(r.id()).unwrap(), r));
+            assert!(Arc::ptr_eq(&lookup_now(store, r.hash()).unwrap(), r));
+        }
+    }
+
+    #[test]
+    fn update_keeps_hash_and_id() {
+        let store = MemoryKeyStore::from_records([rec(1), rec(2)]).unwrap();
+        let a = rec(1);
+        assert!(store.update(a.id(), |r| {
+            r.set_id("key_changed");
+            r.set_hash(*rec(3).hash());
+            r.set_name("renamed");
+        }));
+        let found = store.get(a.id()).unwrap();
+        assert_eq!(
+            (found.id(), found.hash(), found.name()),
+            (a.id(), a.hash(), "renamed")
+        );
+        assert!(store.get("key_changed").is_none());
+        assert!(lookup_now(&store, rec(3).hash()).is_none());
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn upsert_onto_another_keys_hash_is_refused() {
+        let store = MemoryKeyStore::from_records([rec(1), rec(2)]).unwrap();
+        // Rotating key 1 onto key 2's token: refused; key 1's old record is gone, key 2 stays.
+        let mut moved = rec(2);
+        moved.set_id(rec(1).id());
+        store.upsert(moved);
+        assert!(store.get(rec(1).id()).is_none());
+        assert_eq!(lookup_now(&store, rec(2).hash()).unwrap().id(), rec(2).id());
+        assert_eq!(store.len(), 1);
+        assert_consistent(&store);
+        // A new id with a taken hash: refused, nothing changes.
+        let mut other = rec(2);
+        other.set_id("key_new");
+        store.upsert(other);
+        assert!(store.get("key_new").is_none());
+        assert_consistent(&store);
+        // Same id and hash: replaced in place.
+        store.upsert(rec(2).with_name("again"));
+        assert_eq!(lookup_now(&store, rec(2).hash()).unwrap().name(), "again");
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn many_keys_insert_remove() {
+        let store = MemoryKeyStore::from_records((0..5000).map(rec)).unwrap();
+        assert_consistent(&store);
+        for i in (0..5000).step_by(2) {
+            assert!(store.remove(rec(i).id()));
+            assert!(!store.remove(rec(i).id()));
+        }
+        assert_eq!(store.len(), 2500);
+        assert!(lookup_now(&store, rec(0).hash()).is_none());
+        assert!(lookup_now(&store, rec(1).hash()).is_some());
+        assert_consistent(&store);
+        for i in (0..5000).step_by(2) {
+            store.try_insert(rec(i)).unwrap();
+        }
+        assert_eq!(store.len(), 5000);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn readers_never_miss_a_key_being_updated() {
+        let store = MemoryKeyStore::from_records((0..64).map(rec)).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut n = 0u64;
+                        loop {
+                            for i in 0..64 {
+                                assert!(lookup_now(&store, rec(i).hash()).is_some());
+                                assert!(store.get(rec(i).id()).is_some());
+                                n += 1;
+                            }
+                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                break n;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for round in 0..200 {
+                for i in 0..64 {
+                    store.set_expiry(rec(i).id(), Some(SystemTime::now()));
+                    store.upsert(rec(i).with_rate_limit(round));
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for r in readers {
+                assert!(r.join().unwrap() > 0);
+            }
+        });
+        assert_consistent(&store);
+    }
 }
