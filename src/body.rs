@@ -23,7 +23,9 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Inner { #[pin] body: B },
-        Rejection { data: Option<Bytes> },
+        // The JSON of a rejection in two frames: the part shared by every refusal of its kind,
+        // then the request id and closing braces.
+        Rejection { head: Option<Bytes>, tail: Option<Bytes> },
     }
 }
 
@@ -37,13 +39,19 @@ impl<B> ArkAuthBody<B> {
     /// A body with no data (the layer's gRPC answers).
     pub(crate) fn empty() -> Self {
         ArkAuthBody {
-            kind: Kind::Rejection { data: None },
+            kind: Kind::Rejection {
+                head: None,
+                tail: None,
+            },
         }
     }
 
-    pub(crate) fn rejection(data: Bytes) -> Self {
+    pub(crate) fn rejection(head: Bytes, tail: Bytes) -> Self {
         ArkAuthBody {
-            kind: Kind::Rejection { data: Some(data) },
+            kind: Kind::Rejection {
+                head: Some(head),
+                tail: Some(tail),
+            },
         }
     }
 }
@@ -77,24 +85,27 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Rejection { data } => {
-                Poll::Ready(data.take().map(|d| Ok(Frame::data(B::Data::from(d)))))
-            }
+            KindProj::Rejection { head, tail } => Poll::Ready(
+                head.take()
+                    .or_else(|| tail.take())
+                    .map(|d| Ok(Frame::data(B::Data::from(d)))),
+            ),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
-            Kind::Rejection { data } => data.is_none(),
+            Kind::Rejection { head, tail } => head.is_none() && tail.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { body } => body.size_hint(),
-            Kind::Rejection { data } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            Kind::Rejection { head, tail } => {
+                let len = |d: &Option<Bytes>| d.as_ref().map_or(0, |d| d.len() as u64);
+                SizeHint::with_exact(len(head) + len(tail))
             }
         }
     }

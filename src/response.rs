@@ -154,7 +154,7 @@ fn insufficient_scope(required: Permissions) -> HeaderValue {
 
 /// One of the two texts of an error body.
 ///
-/// Invariant (relied on by [`json_body`], which does no escaping): every part is a fixed
+/// Invariant (relied on by [`json_head`], which does no escaping): every part is a fixed
 /// literal, permission wire names or a decimal number. Nothing from the request, and no part
 /// of a token, can ever be in a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,9 +354,10 @@ impl Rejection {
             insert_headers(res.headers_mut(), id, www, limit, retry);
             return res;
         }
-        let json = json_body(code, message, suggestion, reply.id.0.as_bytes());
+        let head = json_head(code, message, suggestion);
+        let tail = json_tail(reply.id.0.as_bytes());
         let id = reply.id.0;
-        let mut res = Response::new(ArkAuthBody::rejection(Bytes::from(json)));
+        let mut res = Response::new(ArkAuthBody::rejection(head, tail));
         *res.status_mut() = code.status();
         let ct = const { HeaderValue::from_static("application/json") };
         let h = res.headers_mut();
@@ -505,21 +506,82 @@ fn grpc_percent_encode(text: &[u8]) -> String {
 }
 
 /// The error envelope of contract section 3, in this key order:
-/// `{"success":false,"error":{"code","message","suggestion"},"meta":{"requestId"}}`.
+/// `{"success":false,"error":{"code","message","suggestion"},"meta":{"requestId"}}`, in two
+/// pieces: everything before the request id ([`json_head`]), which depends only on the
+/// rejection and is kept per thread, and the id with the closing braces ([`json_tail`]).
 ///
 /// Nothing is escaped, so everything interpolated must need no escaping: the code is a fixed
 /// wire name, the texts are fixed literals, permission names and numbers (see [`Text`]), and
 /// the request id is 1 to 128 characters of `[A-Za-z0-9._-]` (checked by
 /// [`RequestId::from_headers`], or generated). Nothing from the token ever enters a response.
-/// The `String` gets its exact final size up front, so it is one allocation, handed to the
-/// body's `Bytes` as is.
-fn json_body(code: ErrorCode, message: Text, suggestion: Text, request_id: &[u8]) -> Vec<u8> {
+///
+/// The closing braces after the request id.
+const JSON_CLOSE: &str = r#""}}"#;
+
+/// The envelope up to and including `"requestId":"`, built once per thread for the last few
+/// distinct rejections (see [`HEADS`]) and shared by reference count: a refusal repeated (the
+/// usual case: the same wrong key, the same missing permission, the same exhausted limit)
+/// writes no JSON and allocates nothing for it.
+fn json_head(code: ErrorCode, message: Text, suggestion: Text) -> Bytes {
+    let key = (code, message, suggestion);
+    HEADS
+        .try_with(|heads| {
+            let mut heads = heads.try_borrow_mut().ok()?;
+            let Heads { entries, next } = &mut *heads;
+            if let Some((_, head)) = entries.iter().flatten().find(|(k, _)| same_head(*k, key)) {
+                return Some(head.clone());
+            }
+            let head = Bytes::from(json_head_bytes(code, message, suggestion));
+            entries[*next] = Some((key, head.clone()));
+            *next = (*next + 1) % HEADS_KEPT;
+            Some(head)
+        })
+        .ok()
+        .flatten()
+        // Only while this thread's locals are being destroyed.
+        .unwrap_or_else(|| Bytes::from(json_head_bytes(code, message, suggestion)))
+}
+
+/// Whether two rejections have the same head. The fixed parts of a text are literals of this
+/// module, so comparing where they are is enough (two equal literals at different places
+/// only make a second entry).
+fn same_head(a: HeadKey, b: HeadKey) -> bool {
+    fn same(a: Text, b: Text) -> bool {
+        let at = |x: &'static str, y: &'static str| std::ptr::eq(x, y);
+        match (a, b) {
+            (Text::Fixed(x), Text::Fixed(y)) => at(x, y),
+            (Text::Names(x0, n, x1), Text::Names(y0, m, y1)) => n == m && at(x0, y0) && at(x1, y1),
+            (Text::Number(x0, n, x1), Text::Number(y0, m, y1)) => {
+                n == m && at(x0, y0) && at(x1, y1)
+            }
+            _ => false,
+        }
+    }
+    a.0 == b.0 && same(a.1, b.1) && same(a.2, b.2)
+}
+
+/// What a rejection's head is made of: its code, message and suggestion.
+type HeadKey = (ErrorCode, Text, Text);
+
+/// Distinct rejection heads kept per thread (a few hundred bytes each at most).
+const HEADS_KEPT: usize = 8;
+
+/// A thread's last [`HEADS_KEPT`] distinct rejection heads, replaced in turn.
+#[derive(Default)]
+struct Heads {
+    entries: [Option<(HeadKey, Bytes)>; HEADS_KEPT],
+    next: usize,
+}
+
+thread_local! {
+    static HEADS: RefCell<Heads> = RefCell::new(Heads::default());
+}
+
+fn json_head_bytes(code: ErrorCode, message: Text, suggestion: Text) -> Vec<u8> {
     const OPEN: &str = r#"{"success":false,"error":{"code":""#;
     const MESSAGE: &str = r#"","message":""#;
     const SUGGESTION: &str = r#"","suggestion":""#;
     const REQUEST_ID: &str = r#""},"meta":{"requestId":""#;
-    const CLOSE: &str = r#""}}"#;
-    debug_assert!(is_valid_request_id(request_id));
     let code = code.as_str();
     let len = OPEN.len()
         + code.len()
@@ -527,9 +589,7 @@ fn json_body(code: ErrorCode, message: Text, suggestion: Text, request_id: &[u8]
         + message.len()
         + SUGGESTION.len()
         + suggestion.len()
-        + REQUEST_ID.len()
-        + request_id.len()
-        + CLOSE.len();
+        + REQUEST_ID.len();
     let mut json = Vec::with_capacity(len);
     json.extend_from_slice(OPEN.as_bytes());
     json.extend_from_slice(code.as_bytes());
@@ -538,10 +598,14 @@ fn json_body(code: ErrorCode, message: Text, suggestion: Text, request_id: &[u8]
     json.extend_from_slice(SUGGESTION.as_bytes());
     suggestion.push_to(&mut json);
     json.extend_from_slice(REQUEST_ID.as_bytes());
-    json.extend_from_slice(request_id);
-    json.extend_from_slice(CLOSE.as_bytes());
     debug_assert_eq!(json.len(), len);
     json
+}
+
+/// The request id and the closing `"}}`, carved from this thread's block (see [`carve`]).
+fn json_tail(request_id: &[u8]) -> Bytes {
+    debug_assert!(is_valid_request_id(request_id));
+    carve(&[request_id, JSON_CLOSE.as_bytes()])
 }
 
 /// Length of `names` joined by `sep`, as [`Permissions::write_names`] writes them.
@@ -807,21 +871,8 @@ impl RequestId {
     pub fn generate() -> Self {
         let n = fastrand::u128(..) & ((1u128 << 80) - 1);
         let id = generated_id(n);
-        let value = ID_BLOCK
-            .try_with(|block| {
-                let mut block = block.try_borrow_mut().ok()?;
-                if block.capacity() < id.len() {
-                    *block = BytesMut::with_capacity(ID_BLOCK_IDS * id.len());
-                }
-                block.extend_from_slice(&id);
-                HeaderValue::from_maybe_shared(block.split().freeze()).ok()
-            })
-            .ok()
-            .flatten();
         RequestId(
-            value.unwrap_or_else(|| {
-                HeaderValue::from_bytes(&id).expect("hex is a valid header value")
-            }),
+            HeaderValue::from_maybe_shared(carve(&[&id])).expect("hex is a valid header value"),
         )
     }
 
@@ -837,12 +888,39 @@ impl RequestId {
     }
 }
 
-/// Generated ids per allocation: each thread writes its ids side by side into a block and
-/// hands out each as a view of the block (a reference count, not an allocation per id).
-const ID_BLOCK_IDS: usize = 128;
+/// Size of a thread's block of small response pieces (generated request ids, the tails of
+/// rejection bodies): each thread writes them side by side into its block and hands out each
+/// as a view of the block (a reference count, not an allocation per piece). 3 KiB holds 128
+/// generated ids.
+const BLOCK_BYTES: usize = 3 * 1024;
 
 thread_local! {
-    static ID_BLOCK: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    static BLOCK: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// `parts`, concatenated, as a view of this thread's block (a new block when the current one
+/// is full; an allocation of its own while the thread's locals are being destroyed, or for a
+/// piece larger than a quarter of a block).
+fn carve(parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let carved = (len <= BLOCK_BYTES / 4)
+        .then(|| {
+            BLOCK
+                .try_with(|block| {
+                    let mut block = block.try_borrow_mut().ok()?;
+                    if block.capacity() < len {
+                        *block = BytesMut::with_capacity(BLOCK_BYTES);
+                    }
+                    for p in parts {
+                        block.extend_from_slice(p);
+                    }
+                    Some(block.split().freeze())
+                })
+                .ok()
+                .flatten()
+        })
+        .flatten();
+    carved.unwrap_or_else(|| Bytes::from(parts.concat()))
 }
 
 /// `req_` and the low 80 bits of `n` as 20 lowercase hex digits (`format!("req_{n:020x}")`
@@ -868,7 +946,9 @@ static REQUEST_ID_BYTE: [bool; 256] = {
 
 /// Whether `b` contains a key prefix, `ark_live_` or `ark_test_`.
 fn looks_like_a_key(b: &[u8]) -> bool {
-    b.windows(9).any(|w| w == b"ark_live_" || w == b"ark_test_")
+    // One byte compared per position; the nine only where an `a` is.
+    (0..b.len().saturating_sub(8))
+        .any(|i| b[i] == b'a' && matches!(&b[i..i + 9], b"ark_live_" | b"ark_test_"))
 }
 
 fn is_valid_request_id(b: &[u8]) -> bool {
@@ -886,6 +966,64 @@ mod tests {
 
     use super::*;
     use crate::permission::Permission;
+
+    #[test]
+    fn looks_like_a_key_finds_every_key_prefix_and_nothing_else() {
+        let model = |b: &[u8]| b.windows(9).any(|w| w == b"ark_live_" || w == b"ark_test_");
+        let mut rng = fastrand::Rng::with_seed(7);
+        let pieces: [&[u8]; 8] = [
+            b"ark_live_",
+            b"ark_test_",
+            b"ark_",
+            b"a",
+            b"ark_liv",
+            b"_test_",
+            b"x",
+            b"aark_test",
+        ];
+        for _ in 0..20_000 {
+            let mut b = Vec::new();
+            for _ in 0..rng.usize(0..6) {
+                b.extend_from_slice(pieces[rng.usize(..pieces.len())]);
+            }
+            assert_eq!(
+                looks_like_a_key(&b),
+                model(&b),
+                "{:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        assert!(looks_like_a_key(b"ark_live_"));
+        assert!(looks_like_a_key(b"trace-ark_test_x"));
+        assert!(!looks_like_a_key(b"ark_live"));
+    }
+
+    #[test]
+    fn rejection_heads_are_shared_per_thread_and_keyed_by_the_whole_rejection() {
+        let names = |p| Text::Names("API key lacks the required permission: ", p, "");
+        let send = Permissions::from(Permission::EmailsSend);
+        let read = Permissions::from(Permission::EmailsRead);
+        let s = Text::Fixed("s");
+        let a = json_head(ErrorCode::PermissionDenied, names(send), s);
+        let b = json_head(ErrorCode::PermissionDenied, names(send), s);
+        let c = json_head(ErrorCode::PermissionDenied, names(read), s);
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "a repeated rejection reuses its head"
+        );
+        assert_ne!(a, c, "another permission is another head");
+        // More distinct heads than are kept: each is still right.
+        for n in 0..3 * HEADS_KEPT as u64 {
+            let t = Text::Number("Retry after ", n, " seconds");
+            let head = json_head(ErrorCode::RateLimitExceeded, t, t);
+            assert_eq!(head, json_head_bytes(ErrorCode::RateLimitExceeded, t, t));
+        }
+        assert_eq!(
+            json_head(ErrorCode::PermissionDenied, names(send), s),
+            json_head_bytes(ErrorCode::PermissionDenied, names(send), s)
+        );
+    }
 
     #[test]
     fn request_ids_holding_a_key_are_not_echoed() {
