@@ -208,23 +208,28 @@ pub struct MemoryKeyStore {
     inner: Arc<Inner>,
 }
 
-/// Two sharded tables of the same `Arc`s, so a key costs two 8-byte buckets (and two
-/// control bytes) besides its record; each table derives its keys from the record itself.
+/// Two sharded tables of the same `Arc`s, so a key costs a 16-byte and an 8-byte bucket (and
+/// two control bytes) besides its record.
 ///
-/// - `by_hash` is keyed by the first 8 bytes of the key's hash ([`KeyHash::prefix`]). A
-///   lookup selects the record whose prefix equals the presented hash's and the layer then
-///   compares the whole hash in constant time, so an unknown key and a wrong secret cost the
-///   same work. Two keys whose hashes share the 64-bit prefix cannot both be stored (the
-///   later one is refused as a duplicate hash; among a million keys the chance of that is
-///   about 3 in 10^8): a lookup never has to choose between candidates.
-/// - `ids` is keyed by a keyed 64-bit hash of the id and compares whole ids, so ids whose
-///   digests collide coexist.
+/// - `by_hash` is keyed by the first 8 bytes of the key's hash ([`KeyHash::prefix`]), kept in
+///   the bucket beside the record. A lookup selects the record whose prefix equals the
+///   presented hash's and the layer then compares the whole hash in constant time, so an
+///   unknown key and a wrong secret cost the same work. Two keys whose hashes share the
+///   64-bit prefix cannot both be stored (the later one is refused as a duplicate hash; among
+///   a million keys the chance of that is about 3 in 10^8): a lookup never has to choose
+///   between candidates. The prefix sits in the bucket so that a lookup reads no record while
+///   it holds the shard's lock: with 8-byte buckets (the record's own hash compared there),
+///   one key used from two threads scaled 0.97× instead of 1.57×, since the record's first
+///   cache line also holds its reference count, which the other thread keeps writing.
+/// - `ids` holds the record alone (8-byte buckets), keyed by a keyed 64-bit hash of the id
+///   recomputed from the record, and compares whole ids, so ids whose digests collide
+///   coexist. Only the administrative calls read it.
 ///
 /// Writers take the id's `ids` shard first, then (one at a time) `by_hash` shards; readers
 /// take one shard. A record is in both tables or in neither, as seen by any writer.
 struct Inner {
-    by_hash: Shards,
-    ids: Shards,
+    by_hash: Shards<(u64, Arc<KeyRecord>)>,
+    ids: Shards<Arc<KeyRecord>>,
     id_digest: RandomState,
 }
 
@@ -238,15 +243,20 @@ impl Default for Inner {
     }
 }
 
-/// One shard: a lock around a table of records, on its own cache line(s).
+/// One shard: a lock around a table, on its own cache line(s).
 #[repr(align(128))]
-#[derive(Default)]
-struct Shard(RwLock<HashTable<Arc<KeyRecord>>>);
+struct Shard<T>(RwLock<HashTable<T>>);
+
+impl<T> Default for Shard<T> {
+    fn default() -> Self {
+        Shard(RwLock::new(HashTable::new()))
+    }
+}
 
 /// A power-of-two number of shards, chosen by the bits of a 64-bit hash just below the 7
 /// that hashbrown keeps for its control bytes.
-struct Shards {
-    shards: Box<[Shard]>,
+struct Shards<T> {
+    shards: Box<[Shard<T>]>,
     shift: u32,
 }
 
@@ -260,7 +270,7 @@ fn shard_count() -> usize {
     })
 }
 
-impl Shards {
+impl<T> Shards<T> {
     fn new() -> Self {
         let n = shard_count();
         Shards {
@@ -269,18 +279,18 @@ impl Shards {
         }
     }
 
-    fn shard(&self, hash: u64) -> &Shard {
+    fn shard(&self, hash: u64) -> &Shard<T> {
         &self.shards[((hash << 7) >> self.shift) as usize]
     }
 
-    fn read(&self, hash: u64) -> RwLockReadGuard<'_, HashTable<Arc<KeyRecord>>> {
+    fn read(&self, hash: u64) -> RwLockReadGuard<'_, HashTable<T>> {
         self.shard(hash)
             .0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, HashTable<Arc<KeyRecord>>> {
+    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, HashTable<T>> {
         self.shard(hash)
             .0
             .write()
@@ -309,10 +319,10 @@ impl Inner {
     fn insert_hash(&self, record: &Arc<KeyRecord>) -> bool {
         let prefix = hash_key(record);
         let mut table = self.by_hash.write(prefix);
-        match table.entry(prefix, |r| hash_key(r) == prefix, |r| hash_key(r)) {
+        match table.entry(prefix, |(p, _)| *p == prefix, |(p, _)| *p) {
             hash_table::Entry::Occupied(_) => false,
             hash_table::Entry::Vacant(v) => {
-                v.insert(Arc::clone(record));
+                v.insert((prefix, Arc::clone(record)));
                 true
             }
         }
@@ -322,7 +332,7 @@ impl Inner {
     fn replace_hash(&self, old: &Arc<KeyRecord>, new: &Arc<KeyRecord>) {
         let prefix = hash_key(old);
         let mut table = self.by_hash.write(prefix);
-        if let Some(slot) = table.find_mut(prefix, |r| Arc::ptr_eq(r, old)) {
+        if let Some((_, slot)) = table.find_mut(prefix, |(_, r)| Arc::ptr_eq(r, old)) {
             *slot = Arc::clone(new);
         }
     }
@@ -331,7 +341,7 @@ impl Inner {
     fn remove_hash(&self, old: &Arc<KeyRecord>) {
         let prefix = hash_key(old);
         let mut table = self.by_hash.write(prefix);
-        if let Ok(entry) = table.find_entry(prefix, |r| Arc::ptr_eq(r, old)) {
+        if let Ok(entry) = table.find_entry(prefix, |(_, r)| Arc::ptr_eq(r, old)) {
             entry.remove();
         }
     }
@@ -499,8 +509,8 @@ impl KeyStore for MemoryKeyStore {
         let prefix = hash.prefix();
         let table = self.inner.by_hash.read(prefix);
         Answer::Now(Ok(table
-            .find(prefix, |r| hash_key(r) == prefix)
-            .map(Arc::clone)))
+            .find(prefix, |(p, _)| *p == prefix)
+            .map(|(_, r)| Arc::clone(r))))
     }
 }
 
