@@ -621,7 +621,7 @@ fn names_len(names: Permissions, sep: &str) -> usize {
 /// Without allocating in the common case: a limit or remaining count of up to four digits is
 /// a static value (see [`SMALL_DIGITS`]); a larger limit and the reset time (which changes
 /// once a second) come from a one-entry cache per thread (see [`NumberValues`]); only a
-/// remaining count above 9999 is rendered afresh, with one allocation.
+/// remaining count above 9999 is rendered afresh, into this thread's block ([`carve`]).
 pub(crate) fn set_rate_limit_headers(h: &mut HeaderMap, d: &RateLimitDecision) {
     let [limit, remaining, reset] = rate_limit_values(d);
     if h.capacity() == 0 {
@@ -782,8 +782,8 @@ const fn decimal_len(n: u64) -> usize {
     }
 }
 
-/// `HeaderValue::from(n)`, without allocating when `n` ≤ 9999 and with one allocation
-/// otherwise (`HeaderValue::from` makes one or two).
+/// `HeaderValue::from(n)`: a static value when `n` ≤ 9999, otherwise the digits carved from
+/// this thread's block (see [`carve`]; `HeaderValue::from` allocates once or twice).
 fn number_value(n: u64) -> HeaderValue {
     match small_digits(n) {
         Some(s) => HeaderValue::from_static(s),
@@ -792,16 +792,16 @@ fn number_value(n: u64) -> HeaderValue {
 }
 
 fn fresh_number_value(n: u64) -> HeaderValue {
-    // Exact-size copy: one allocation. Digits are always a valid value.
-    HeaderValue::from_bytes(itoa::Buffer::new().format(n).as_bytes())
+    // Digits are always a valid value.
+    HeaderValue::from_maybe_shared(carve(&[itoa::Buffer::new().format(n).as_bytes()]))
         .unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// This thread's last rendered limit above 9999 and reset time, with their values.
 ///
-/// A hit is a clone: a reference-count increment, no allocation. A miss renders the value
-/// (one allocation, and one more when it is first shared). The reset time changes once a
-/// second, and the limit is usually the same for many keys.
+/// A hit is a clone: a reference-count increment. A miss renders the value into this
+/// thread's block ([`carve`]). The reset time changes once a second, and the limit is
+/// usually the same for many keys.
 struct NumberValues {
     limit: Option<(u64, HeaderValue)>,
     reset: Option<(u64, HeaderValue)>,
