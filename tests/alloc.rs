@@ -164,6 +164,30 @@ fn key0() -> Arc<KeyRecord> {
     Arc::new(record(0))
 }
 
+/// Allocations per accepted call of `ark` over `inner`, against `inner`'s own with the
+/// extension insert (measured in the same test); fails when `ark` allocates more than that
+/// plus `allowance`.
+fn assert_accept_allocations<S>(
+    what: &str,
+    ark: ArkAuthLayer<MemoryKeyStore>,
+    inner: S,
+    allowance: f64,
+) where
+    S: Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone,
+{
+    let b = baselines(inner.clone(), &key0());
+    let ark = allocs_per_call(ark.layer(inner), &bearer(0), StatusCode::OK, |_| {});
+    eprintln!(
+        "{what}: allocations per call: bare {:.2}, bare + extension insert {:.2}, ark accept {ark:.2}",
+        b.bare, b.bare_with_extension
+    );
+    assert!(
+        ark <= b.bare_with_extension + allowance,
+        "{what}: ark accept allocates {ark:.2}/call, inner + extension insert {:.2}/call + {allowance}",
+        b.bare_with_extension
+    );
+}
+
 /// Goal 6 behind a handler whose response has no header at all: the layer allocates what the
 /// extension insert needs, plus the two buffers of that response's header map, which the
 /// contract's three `X-RateLimit-*` headers need (an `http::HeaderMap` allocates them on its
@@ -171,22 +195,7 @@ fn key0() -> Arc<KeyRecord> {
 #[test]
 fn accept_behind_a_headerless_handler_allocates_the_extension_and_the_header_map() {
     let _one_at_a_time = exclusive();
-    let b = baselines(bare(), &key0());
-    let ark = allocs_per_call(
-        layer(store()).layer(bare()),
-        &bearer(0),
-        StatusCode::OK,
-        |_| {},
-    );
-    eprintln!(
-        "allocations per call: bare {:.2}, bare + extension insert {:.2}, ark accept {ark:.2}",
-        b.bare, b.bare_with_extension
-    );
-    assert!(
-        ark <= b.bare_with_extension + 2.0,
-        "ark accept allocates {ark:.2}/call, bare + extension insert {:.2}/call + 2 for the header map",
-        b.bare_with_extension
-    );
+    assert_accept_allocations("header-less handler", layer(store()), bare(), 2.0);
 }
 
 /// Goal 6 with an inner service that answers like a real JSON handler (its response already
@@ -195,22 +204,7 @@ fn accept_behind_a_headerless_handler_allocates_the_extension_and_the_header_map
 #[test]
 fn accept_behind_a_json_handler_allocates_only_the_extension() {
     let _one_at_a_time = exclusive();
-    let b = baselines(json_handler(), &key0());
-    let ark = allocs_per_call(
-        layer(store()).layer(json_handler()),
-        &bearer(0),
-        StatusCode::OK,
-        |_| {},
-    );
-    eprintln!(
-        "JSON handler: allocations per call: bare {:.2}, bare + extension insert {:.2}, ark accept {ark:.2}",
-        b.bare, b.bare_with_extension
-    );
-    assert!(
-        ark <= b.bare_with_extension,
-        "ark accept allocates {ark:.2}/call, JSON handler + extension insert {:.2}/call",
-        b.bare_with_extension
-    );
+    assert_accept_allocations("JSON handler", layer(store()), json_handler(), 0.0);
 }
 
 /// A limit above 9 999 per window makes `X-RateLimit-Remaining` a number that has no static
@@ -219,28 +213,13 @@ fn accept_behind_a_json_handler_allocates_only_the_extension() {
 #[test]
 fn accept_with_a_large_limit_allocates_only_the_extension() {
     let _one_at_a_time = exclusive();
-    let b = baselines(json_handler(), &key0());
     let large = ArkAuthLayer::new(store())
         .require(Permission::EmailsSend)
         .default_quota(Quota::new(
             NonZeroU32::new(1_000_000).unwrap(),
             Duration::from_secs(1),
         ));
-    let ark = allocs_per_call(
-        large.layer(json_handler()),
-        &bearer(0),
-        StatusCode::OK,
-        |_| {},
-    );
-    eprintln!(
-        "limit 1 000 000/s: allocations per call: bare + extension insert {:.2}, ark accept {ark:.2}",
-        b.bare_with_extension
-    );
-    assert!(
-        ark <= b.bare_with_extension + 0.01,
-        "ark accept allocates {ark:.2}/call, JSON handler + extension insert {:.2}/call",
-        b.bare_with_extension
-    );
+    assert_accept_allocations("limit 1 000 000/s", large, json_handler(), 0.01);
 }
 
 /// The rejection paths never reach the inner service; what they allocate is their own
