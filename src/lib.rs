@@ -36,16 +36,18 @@
 //!
 //! # Cargo features
 //!
-//! - `serde`: the JSON keys-file loader ([`keys_file`]).
+//! - `serde`: the JSON keys-file loader (module `keys_file`).
 //! - `axum`: [`AuthenticatedKey`] as an axum extractor.
-//! - `cache`: the verification cache [`cache::CachedKeyStore`] in front of any store.
-//! - `postgres`: the PostgreSQL key store [`postgres::PostgresKeyStore`] with its schema,
+//! - `cache`: the verification cache `cache::CachedKeyStore` in front of any store.
+//! - `postgres`: the PostgreSQL key store `postgres::PostgresKeyStore` with its schema,
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
-//! - `redis`: [`redis::RedisRateLimiter`], a rate limiter shared by a fleet through Redis.
+//! - `redis`: `redis::RedisRateLimiter`, a rate limiter shared by a fleet through Redis.
+//!
+//! On docs.rs every feature is on, and each item says which feature it needs.
 
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod key;
