@@ -66,8 +66,9 @@ use std::time::{Duration, Instant};
 
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
+use crate::answer::Answer;
 use crate::key::{KeyHash, KeyRecord};
-use crate::store::{Answer, BoxLookup, KeyStore, LookupResult};
+use crate::store::{BoxLookup, KeyStore, LookupResult};
 
 /// Sizes and lifetimes of a [`CachedKeyStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

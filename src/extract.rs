@@ -4,8 +4,8 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
+use crate::authenticated::AuthenticatedKey;
 use crate::body::ArkAuthBody;
-use crate::key::AuthenticatedKey;
 use crate::response::{Rejection, Reply};
 use crate::token::CredentialError;
 

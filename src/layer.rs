@@ -12,14 +12,16 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::answer::Answer;
+use crate::authenticated::AuthenticatedKey;
 use crate::body::ArkAuthBody;
-use crate::key::{AuthenticatedKey, KeyHash, KeyRecord};
+use crate::key::{KeyHash, KeyRecord};
 use crate::permission::Permissions;
 use crate::policy::{Access, AccessPolicy, RequestHead};
 use crate::rate_limit::LimiterError;
 use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter};
 use crate::response::{set_rate_limit_headers, Rejection, Reply};
-use crate::store::{Answer, KeyStore, StoreError};
+use crate::store::{KeyStore, StoreError};
 use crate::token::{bearer_token, Environment};
 
 /// Default deadline for the key store and the rate limiter together, per request.

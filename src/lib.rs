@@ -49,6 +49,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
+mod authenticated;
 mod body;
 mod key;
 mod layer;
@@ -70,12 +72,14 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+pub use answer::{Answer, AnswerFuture};
+pub use authenticated::AuthenticatedKey;
 pub use body::ArkAuthBody;
 #[cfg(feature = "axum")]
 pub use extract::MissingAuthenticatedKey;
 pub use key::{
-    generate_key, AuthenticatedKey, GeneratedKey, InvalidKeyHash, KeyGenError, KeyHash, KeyRecord,
-    PlaintextKey, GENERATED_BODY_LEN,
+    generate_key, GeneratedKey, InvalidKeyHash, KeyGenError, KeyHash, KeyRecord, PlaintextKey,
+    GENERATED_BODY_LEN,
 };
 pub use layer::{ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT};
 pub use permission::{Permission, Permissions, UnknownPermission};
@@ -86,10 +90,7 @@ pub use rate_limit::{
 pub use response::{
     ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };
-pub use store::{
-    Answer, AnswerFuture, BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore,
-    StoreError,
-};
+pub use store::{BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore, StoreError};
 pub use token::{
     bearer_token, parse_authorization, CredentialError, Environment, Token, UnknownEnvironment,
     MAX_BODY_LEN, MIN_BODY_LEN,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
-use crate::key::{KeyHash, KeyRecord};
-use crate::store::{Answer, DigestHasher};
+use crate::answer::Answer;
+use crate::key::{DigestHasher, KeyHash, KeyRecord};
 
 /// A rate limit: `limit` requests per `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

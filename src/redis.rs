@@ -63,12 +63,12 @@ use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::answer::Answer;
 use crate::key::KeyRecord;
 use crate::rate_limit::{
     decision_at, BoxLimit, LimitResult, LimiterError, Quota, RateLimitDecision, RateLimiter,
     WindowState,
 };
-use crate::store::Answer;
 
 /// Default deadline of one check against Redis.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(150);

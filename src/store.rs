@@ -1,16 +1,14 @@
 //! Where keys live: the [`KeyStore`] trait and the in-memory [`MemoryKeyStore`].
 
-use std::future::{Future, IntoFuture, Ready};
-use std::task::{Context, Poll};
-
-use pin_project_lite::pin_project;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::future::{Future, Ready};
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use hashbrown::hash_table::{self, HashTable};
 
+use crate::answer::Answer;
 use crate::key::{KeyHash, KeyRecord};
 
 /// What a lookup yields: the record, `None` for no such key, or the store's failure.
@@ -18,65 +16,6 @@ pub type LookupResult = Result<Option<Arc<KeyRecord>>, StoreError>;
 
 /// A boxed lookup future, for stores that do real I/O.
 pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>>;
-
-/// The answer of a store or a limiter: available now, or a future that yields it.
-///
-/// A store that can answer synchronously (the in-memory store, a cache hit) says
-/// [`Answer::Now`] and the layer decides the request inside `Service::call`, with no
-/// state machine, no allocation and no extra poll; one that must do I/O says
-/// [`Answer::Later`] with its future.
-#[derive(Debug)]
-pub enum Answer<T, F> {
-    /// The result, already known.
-    Now(T),
-    /// A future that yields the result.
-    Later(F),
-}
-
-impl<T, F: Future<Output = T>> IntoFuture for Answer<T, F> {
-    type Output = T;
-    type IntoFuture = AnswerFuture<T, F>;
-
-    /// Awaiting an answer yields its result, now or later: handy for a store that wraps
-    /// another (`inner.lookup(&hash).await`).
-    fn into_future(self) -> AnswerFuture<T, F> {
-        AnswerFuture {
-            inner: match self {
-                Answer::Now(value) => AnswerInner::Now { value: Some(value) },
-                Answer::Later(fut) => AnswerInner::Later { fut },
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// The future of an awaited [`Answer`].
-    pub struct AnswerFuture<T, F> {
-        #[pin]
-        inner: AnswerInner<T, F>,
-    }
-}
-
-pin_project! {
-    #[project = AnswerProj]
-    enum AnswerInner<T, F> {
-        Now { value: Option<T> },
-        Later { #[pin] fut: F },
-    }
-}
-
-impl<T, F: Future<Output = T>> Future for AnswerFuture<T, F> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match self.project().inner.project() {
-            AnswerProj::Now { value } => {
-                Poll::Ready(value.take().expect("polled after completion"))
-            }
-            AnswerProj::Later { fut } => fut.poll(cx),
-        }
-    }
-}
 
 /// A pluggable, async source of key records.
 ///
@@ -145,23 +84,6 @@ impl StoreError {
     pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         StoreError {
             source: source.into(),
-        }
-    }
-}
-
-/// Hasher for maps keyed by a 64-bit digest (of a [`KeyHash`] or an id): already uniform, so
-/// it is the hash. Only keys the operator inserted are in the table, so an attacker choosing
-/// lookup digests cannot build long probe chains.
-#[derive(Default)]
-pub(crate) struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*b) << (8 * i);
         }
     }
 }

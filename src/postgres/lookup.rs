@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::sql::{err, record, LOOKUP};
 use super::PostgresKeyStore;
+use crate::answer::Answer;
 use crate::key::KeyHash;
-use crate::store::{Answer, BoxLookup, KeyStore, LookupResult};
+use crate::store::{BoxLookup, KeyStore, LookupResult};
 
 impl KeyStore for PostgresKeyStore {
     type Future = BoxLookup;

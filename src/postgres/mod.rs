@@ -69,7 +69,6 @@
 //! # let _ = layer; Ok(()) }
 //! ```
 
-
 mod admin;
 mod listener;
 mod lookup;

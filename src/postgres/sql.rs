@@ -16,10 +16,12 @@ use crate::token::Environment;
 /// Arbitrary constant naming the advisory lock that serializes migrations.
 pub(super) const MIGRATION_LOCK: i64 = 0x61726b5f61757468; // "ark_auth"
 
-pub(super) const COLUMNS: &str = "id, key_hash, name, environment, permissions, tenant, expires_at, \
+pub(super) const COLUMNS: &str =
+    "id, key_hash, name, environment, permissions, tenant, expires_at, \
                        revoked, rate_limit, metadata::text";
 
-pub(super) const LOOKUP: &str = "SELECT id, key_hash, name, environment, permissions, tenant, expires_at, \
+pub(super) const LOOKUP: &str =
+    "SELECT id, key_hash, name, environment, permissions, tenant, expires_at, \
                       revoked, rate_limit, metadata::text FROM ark_api_keys WHERE key_hash = $1";
 
 pub(super) const UPSERT: &str = "INSERT INTO ark_api_keys \

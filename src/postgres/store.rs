@@ -39,7 +39,6 @@ impl fmt::Debug for PostgresKeyStore {
     }
 }
 
-
 impl PostgresKeyStore {
     /// A store on the database at `url` (`postgres://user:password@host:port/db`, or the
     /// key=value form), with default [`PostgresOptions`]. Connections are made lazily; call

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use super::sql::{err, TOUCH};
 use super::PostgresOptions;
+use crate::key::DigestHasher;
 use crate::key::KeyHash;
-use crate::store::DigestHasher;
 
 /// When each key was last noted, keyed by its hash (already uniform: no SipHash per hit).
 type Noted = DashMap<KeyHash, Instant, BuildHasherDefault<DigestHasher>>;

@@ -1,0 +1,106 @@
+//! [`AuthenticatedKey`], the key of an accepted request as the application sees it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::key::KeyRecord;
+use crate::permission::Permissions;
+use crate::rate_limit::RateLimitDecision;
+use crate::token::Environment;
+
+/// The key of an authenticated request, as the application sees it in the request
+/// extensions: id, name, environment, permissions, tenant, metadata, and the key's
+/// rate-limit state after this request. Never the secret.
+///
+/// Cloning is cheap (one reference count).
+///
+/// ```
+/// # use ark_auth::AuthenticatedKey;
+/// # fn handler(req: http::Request<()>) {
+/// if let Some(key) = req.extensions().get::<AuthenticatedKey>() {
+///     if key.is_test() { /* don't really send */ }
+///     if let Some(limit) = key.rate_limit_state() {
+///         println!("{} of {} left", limit.remaining, limit.limit);
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AuthenticatedKey {
+    record: Arc<KeyRecord>,
+    limit: Option<RateLimitDecision>,
+}
+
+impl AuthenticatedKey {
+    /// Wraps a record (for tests of handlers, or custom middleware).
+    pub fn new(record: Arc<KeyRecord>) -> Self {
+        AuthenticatedKey {
+            record,
+            limit: None,
+        }
+    }
+
+    pub(crate) fn with_limit(record: Arc<KeyRecord>, limit: Option<RateLimitDecision>) -> Self {
+        AuthenticatedKey { record, limit }
+    }
+
+    /// The key's public id.
+    pub fn id(&self) -> &str {
+        self.record.id()
+    }
+    /// The key's name.
+    pub fn name(&self) -> &str {
+        self.record.name()
+    }
+    /// Live or test.
+    pub fn environment(&self) -> Environment {
+        self.record.environment()
+    }
+    /// Whether this is an `ark_test_` key (avoid real side effects).
+    pub fn is_test(&self) -> bool {
+        self.record.environment() == Environment::Test
+    }
+    /// The key's permissions.
+    pub fn permissions(&self) -> Permissions {
+        self.record.permissions()
+    }
+    /// The tenant of a tenant-scoped key.
+    pub fn tenant(&self) -> Option<&str> {
+        self.record.tenant()
+    }
+    /// When the key expires, if it does.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.record.expires_at()
+    }
+    /// The key's own rate limit (requests per second), when its record overrides the
+    /// layer's default.
+    pub fn rate_limit(&self) -> Option<NonZeroU32> {
+        self.record.rate_limit()
+    }
+    /// The key's rate-limit state after this request was counted (what the
+    /// `X-RateLimit-*` headers say); `None` when the limiter failed and the request was
+    /// served without a limit.
+    pub fn rate_limit_state(&self) -> Option<&RateLimitDecision> {
+        self.limit.as_ref()
+    }
+    /// The key's metadata.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        self.record.metadata()
+    }
+}
+
+impl fmt::Debug for AuthenticatedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatedKey")
+            .field("id", &self.record.id())
+            .field("name", &self.record.name())
+            .field("environment", &self.record.environment())
+            .field("permissions", &self.record.permissions())
+            .field("tenant", &self.record.tenant())
+            .field("rate_limit_state", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
