@@ -19,7 +19,7 @@
 # policy makes /health public: the layer passes it to the router without looking at the key),
 # so the two routes' requests differ only in their path.
 #
-# Goals (issue 5): CPU/request limits÷health <= 1.05, req/s ratio >= 0.95, p99 ratio <= 1.1.
+# Goals: CPU/request limits÷health <= 1.05, req/s ratio >= 0.95, p99 ratio <= 1.1.
 #
 #   benches/e2e.sh                                   # 8 rounds x 3 routes x 5 s, wrk -t1 -c16
 #   ROUNDS=12 DUR=3 CONNS=32 benches/e2e.sh

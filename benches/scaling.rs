@@ -1,4 +1,4 @@
-//! Scaling (issue 5, goal 5): throughput of the layer on 2 threads against 1 thread, with
+//! Scaling: throughput of the layer on 2 threads against 1 thread, with
 //! distinct keys per thread and with one shared hot key (the same store record and the same
 //! limiter entry hit from both threads). Goal: 2 threads ≥ 1.8× one thread.
 //!

@@ -1,4 +1,4 @@
-//! Heap allocations per call of `ArkAuthLayer` (issue 5, goal 6: no allocation on the accept
+//! Heap allocations per call of `ArkAuthLayer` (no allocation on the accept
 //! path beyond what the request and its extensions need), counted with `stats_alloc` as this
 //! test binary's global allocator.
 //!
@@ -225,8 +225,7 @@ fn accept_with_a_large_limit_allocates_only_the_extension() {
 /// The rejection paths never reach the inner service; what they allocate is their own
 /// response's header map (two buffers). The JSON body is a head shared per thread and a tail
 /// carved from the thread's block, which is renewed every few dozen rejections (the 0.02).
-/// Bounded so a regression shows; the bounds are the counts of 2026-11-29 (session 3; 3 each
-/// before, when every body was its own allocation).
+/// Bounded so a regression shows: the bounds are today's counts.
 #[test]
 fn reject_paths_allocations_are_bounded() {
     let _one_at_a_time = exclusive();
