@@ -1,0 +1,107 @@
+//! Where keys live: the [`KeyStore`] trait and the in-memory [`MemoryKeyStore`].
+
+mod memory;
+mod shards;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::answer::Answer;
+use crate::key::{KeyHash, KeyRecord};
+
+pub use memory::MemoryKeyStore;
+
+/// What a lookup yields: the record, `None` for no such key, or the store's failure.
+pub type LookupResult = Result<Option<Arc<KeyRecord>>, StoreError>;
+
+/// A boxed lookup future, for stores that do real I/O.
+pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>>;
+
+/// A pluggable, async source of key records.
+///
+/// # Shape of the trait
+///
+/// A store answers one question: which record has this [`KeyHash`]? The answer separates
+/// "no such key" (`Ok(None)`, a 401) from "the store failed" (`Err`, a 503).
+///
+/// The answer is an [`Answer`]: either the result now, or a future. The future is named as
+/// an associated type, like `tower::Service`'s, rather than returned as `impl Future`
+/// (axum-login's shape) or always boxed (tower-sessions' shape): the layer's response
+/// future must name it to stay unboxed. The in-memory store always answers now and costs
+/// nothing; an async store (a database) answers later with a [`BoxLookup`], whose
+/// allocation is noise next to its round trip. The future is `'static`: a store clones what
+/// it needs (a pool handle) into it. `dyn KeyStore<Future = BoxLookup>` is object-safe for
+/// those who want dynamic dispatch.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ark_auth::{Answer, BoxLookup, KeyHash, KeyRecord, KeyStore, LookupResult, StoreError};
+///
+/// /// A store that asks some remote service.
+/// #[derive(Clone)]
+/// struct RemoteStore;
+///
+/// impl KeyStore for RemoteStore {
+///     type Future = BoxLookup;
+///     fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
+///         let hash = *hash;
+///         Answer::Later(Box::pin(async move {
+///             // ... query by `hash`; map a transport failure to StoreError ...
+///             let _ = hash;
+///             Ok::<Option<Arc<KeyRecord>>, StoreError>(None)
+///         }))
+///     }
+/// }
+/// ```
+///
+/// A complete store: the crate's `examples/custom_store.rs`.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The future of a lookup answered later.
+    type Future: Future<Output = LookupResult> + Send + 'static;
+
+    /// Finds the record whose hash is `hash`. `Ok(None)` when no key matches; `Err` only
+    /// when the store could not answer. The layer verifies the returned record's hash in
+    /// constant time, so a store may select by a prefix or an index.
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, Self::Future>;
+}
+
+impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
+    type Future = K::Future;
+    fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, Self::Future> {
+        (**self).lookup(hash)
+    }
+}
+
+/// A key store that could not answer. Its `Display` never contains a key.
+#[derive(Debug, thiserror::Error)]
+#[error("key store failed: {source}")]
+pub struct StoreError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// Wraps the store's own error. It must not contain a key (stores see only hashes).
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError {
+            source: source.into(),
+        }
+    }
+}
+
+/// A key with this hash or id is already in the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DuplicateKey {
+    /// Two records with the same hash (the same token).
+    #[error("duplicate key (record {id:?} has the same hash as an earlier one)")]
+    Hash {
+        /// The id of the later record.
+        id: String,
+    },
+    /// Two records with the same id.
+    #[error("duplicate key id {id:?}")]
+    Id {
+        /// The repeated id.
+        id: String,
+    },
+}
