@@ -62,6 +62,8 @@ pub mod cache;
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "serde")]
+mod json_members;
+#[cfg(feature = "serde")]
 pub mod keys_file;
 #[cfg(feature = "postgres")]
 pub mod postgres;

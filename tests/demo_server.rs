@@ -436,6 +436,17 @@ fn bad_keys_file_names_the_entry_and_loads_nothing() {
     let err = server::load_keys(&path).unwrap_err();
     assert!(err.contains("entry 1") && err.contains("typo"), "{err}");
     assert!(!err.contains("0123456789abcdef"), "{err}");
+    // A member given twice is not last-wins: the server does not start.
+    std::fs::write(
+        &path,
+        r#"{"keys": [{"key": "ark_test_0123456789abcdefXYZ", "name": "old", "revoked": true, "permissions": ["*"], "revoked": false}]}"#,
+    )
+    .unwrap();
+    let err = server::load_keys(&path).unwrap_err();
+    assert!(
+        err.contains("entry 0") && err.contains("old") && err.contains("\"revoked\" appears twice"),
+        "{err}"
+    );
     std::fs::write(
         &path,
         r#"{"keys": [{"key": "ark_test_0123456789abcdefXYZ", "name": "good", "permissions": ["*"], "rate_limit": 5}]}"#,
