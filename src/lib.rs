@@ -53,6 +53,7 @@ mod layer;
 mod permission;
 mod policy;
 mod rate_limit;
+mod redact;
 mod response;
 mod store;
 mod token;
@@ -83,6 +84,7 @@ pub use policy::{Access, AccessPolicy, RequestHead};
 pub use rate_limit::{
     BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter,
 };
+pub use redact::repeats_credentials;
 pub use response::{
     ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };
