@@ -1350,6 +1350,21 @@ mod tests {
     }
 
     #[test]
+    fn outcome_shows_the_grpc_status() {
+        let mut res = StatusCode::UNAUTHORIZED.into_response();
+        assert_eq!(outcome(&res), "401");
+        *res.status_mut() = StatusCode::OK;
+        res.headers_mut()
+            .insert("grpc-status", axum::http::HeaderValue::from_static("16"));
+        assert_eq!(outcome(&res), "200 grpc-status=16");
+        res.headers_mut().insert(
+            "grpc-status",
+            axum::http::HeaderValue::from_static("16; x"),
+        );
+        assert_eq!(outcome(&res), "200");
+    }
+
+    #[test]
     fn decoding() {
         assert_eq!(percent_decode("tn%5F42"), "tn_42");
         assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
