@@ -23,8 +23,10 @@
 //!
 //! One `ArkAuthLayer` covers the whole router (`Router::layer`, so unknown paths and wrong
 //! methods are authenticated too); the access policy below maps method and path to what a
-//! request requires. Requests are logged to stderr (method, path, status, request id;
-//! never a header value), `RUST_LOG` sets the level.
+//! request requires. Requests are logged to stderr (method, path, status and `grpc-status`,
+//! request id; never a header value; a method or path that might hold a key redacted, both
+//! cut to 256 characters), `RUST_LOG` sets the level. Connections are served with a
+//! header-read timeout, an idle timeout and a connection cap (`serve::LIMITS`).
 
 #[path = "server/serve.rs"]
 pub mod serve;
@@ -1357,10 +1359,8 @@ mod tests {
         res.headers_mut()
             .insert("grpc-status", axum::http::HeaderValue::from_static("16"));
         assert_eq!(outcome(&res), "200 grpc-status=16");
-        res.headers_mut().insert(
-            "grpc-status",
-            axum::http::HeaderValue::from_static("16; x"),
-        );
+        res.headers_mut()
+            .insert("grpc-status", axum::http::HeaderValue::from_static("16; x"));
         assert_eq!(outcome(&res), "200");
     }
 
