@@ -23,8 +23,13 @@
 //!
 //! One `ArkAuthLayer` covers the whole router (`Router::layer`, so unknown paths and wrong
 //! methods are authenticated too); the access policy below maps method and path to what a
-//! request requires. Requests are logged to stderr (method, path, status, request id;
-//! never a header value), `RUST_LOG` sets the level.
+//! request requires. Requests are logged to stderr (method, path, status and `grpc-status`,
+//! request id; never a header value; a method or path that might hold a key redacted, both
+//! cut to 256 characters), `RUST_LOG` sets the level. Connections are served with a
+//! header-read timeout, an idle timeout and a connection cap (`serve::LIMITS`).
+
+#[path = "server/serve.rs"]
+pub mod serve;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -796,16 +801,13 @@ async fn method_not_allowed(rid: Rid) -> Response {
     )
 }
 
-/// Logs method, path, status, request id and the SDKs' retry count; never a header's value
-/// otherwise, and not a path that looks like it holds a key.
+/// Logs method, path, the outcome (status, and `grpc-status` for the gRPC form), request id
+/// and the SDKs' retry count; never a header's value otherwise. What comes from the request
+/// is checked first (see [`logged_method`] and [`logged_path`]); the request id is the one
+/// the response carries, which never repeats the presented key.
 async fn log_request(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path();
-    let path = if path.contains("ark_live_") || path.contains("ark_test_") {
-        "<path redacted>".to_owned()
-    } else {
-        path.to_owned()
-    };
+    let method = logged_method(req.method(), req.headers());
+    let path = logged_path(req.uri().path(), req.headers());
     let retry = req
         .headers()
         .get("x-stainless-retry-count")
@@ -818,12 +820,96 @@ async fn log_request(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    let status = res.status().as_u16();
+    let outcome = outcome(&res);
     match retry {
-        Some(n) => tracing::info!("{method} {path} -> {status} request_id={rid} retry={n}"),
-        None => tracing::info!("{method} {path} -> {status} request_id={rid}"),
+        Some(n) => tracing::info!("{method} {path} -> {outcome} request_id={rid} retry={n}"),
+        None => tracing::info!("{method} {path} -> {outcome} request_id={rid}"),
     }
     res
+}
+
+/// Longest method or path written to the log; longer ones are cut (with their length).
+const LOGGED_MAX: usize = 256;
+
+/// The status as decided: `401`, or `200 grpc-status=16` for a rejection in the gRPC form
+/// (an HTTP 200 that is not a success).
+fn outcome(res: &Response) -> String {
+    let status = res.status().as_u16();
+    let grpc = res
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.as_bytes())
+        .filter(|v| (1..=2).contains(&v.len()) && v.iter().all(u8::is_ascii_digit));
+    match grpc {
+        Some(g) => format!("{status} grpc-status={}", String::from_utf8_lossy(g)),
+        None => status.to_string(),
+    }
+}
+
+/// `s`, or its first [`LOGGED_MAX`] characters and how long it was.
+fn capped(s: &str) -> String {
+    match s.char_indices().nth(LOGGED_MAX) {
+        Some((end, _)) => format!("{}…({} bytes)", &s[..end], s.len()),
+        None => s.to_owned(),
+    }
+}
+
+/// Whether a text from the request might carry a key: a key prefix or 8 characters of the
+/// presented credentials (`ark_auth::repeats_credentials`), or a run of 16 letters and
+/// digits (as long as the shortest key body).
+fn might_hold_a_key(headers: &axum::http::HeaderMap, text: &str) -> bool {
+    let longest_run = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    ark_auth::repeats_credentials(headers, text.as_bytes()) || longest_run >= ark_auth::MIN_BODY_LEN
+}
+
+/// The method as logged: a standard one as is; any other redacted when it might hold a key
+/// (`curl -X "$KEY"`), cut to [`LOGGED_MAX`] otherwise.
+fn logged_method(method: &Method, headers: &axum::http::HeaderMap) -> String {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if STANDARD.contains(method) {
+        method.as_str().to_owned()
+    } else if might_hold_a_key(headers, method.as_str()) {
+        "<method redacted>".to_owned()
+    } else {
+        capped(method.as_str())
+    }
+}
+
+/// The path as logged: redacted when, raw or percent-decoded (repeatedly, so `%2561` is
+/// `a` too), it holds a key prefix or 8 characters of the presented credentials; cut to
+/// [`LOGGED_MAX`] otherwise.
+fn logged_path(path: &str, headers: &axum::http::HeaderMap) -> String {
+    let mut text = path.to_owned();
+    for _ in 0..4 {
+        if ark_auth::repeats_credentials(headers, text.as_bytes()) {
+            return "<path redacted>".to_owned();
+        }
+        let decoded = percent_encoding::percent_decode_str(&text)
+            .decode_utf8_lossy()
+            .into_owned();
+        if decoded == text {
+            break;
+        }
+        text = decoded;
+    }
+    if ark_auth::repeats_credentials(headers, text.as_bytes()) {
+        return "<path redacted>".to_owned();
+    }
+    capped(path)
 }
 
 fn describe(record: &KeyRecord) -> String {
@@ -1168,16 +1254,8 @@ async fn main() -> ExitCode {
     println!("listening on http://{addr}");
     println!("  try: curl -s http://{addr}/v1/limits -H \"Authorization: Bearer <key>\"");
     println!("  SDKs: ARK_BASE_URL=http://{addr}/v1 ARK_API_KEY=<key>");
-    match axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: server failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve::serve(listener, router, serve::LIMITS, shutdown_signal()).await;
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]
@@ -1222,6 +1300,68 @@ mod tests {
         assert!(p(&["--listen"]).is_err());
         let e = p(&["ark_test_0123456789abcdefXYZ"]).unwrap_err();
         assert!(!e.contains("0123456789abcdef"), "{e}");
+    }
+
+    #[test]
+    fn logged_methods_and_paths() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let key = "ark_test_0123456789abcdefXYZ";
+        let mut with_key = HeaderMap::new();
+        with_key.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        let none = HeaderMap::new();
+        let m = |s: &str| Method::from_bytes(s.as_bytes()).unwrap();
+        assert_eq!(logged_method(&Method::GET, &with_key), "GET");
+        assert_eq!(logged_method(&m("PURGE"), &none), "PURGE");
+        assert_eq!(logged_method(&m(key), &none), "<method redacted>");
+        assert_eq!(logged_method(&m(&key[9..]), &none), "<method redacted>");
+        assert_eq!(
+            logged_method(&m("X-89abcdef"), &with_key),
+            "<method redacted>"
+        );
+        let long = "MM-".repeat(20_000);
+        let shown = logged_method(&m(&long), &none);
+        assert!(
+            shown.len() < 300 && shown.ends_with("…(60000 bytes)"),
+            "{shown}"
+        );
+
+        assert_eq!(logged_path("/v1/emails/e_1", &with_key), "/v1/emails/e_1");
+        for p in [
+            "/v1/ark_test_x",
+            "/v1/%61rk_test_x",
+            "/v1/ark%5Ftest%5Fx",
+            "/v1/%2561rk_test_x",
+            "/v1/emails/89abcdefXY",
+            "/v1/emails/%38%39abcdefXY",
+        ] {
+            assert_eq!(logged_path(p, &with_key), "<path redacted>", "{p}");
+        }
+        assert_eq!(
+            logged_path("/v1/emails/89abcdefXY", &none),
+            "/v1/emails/89abcdefXY"
+        );
+        let long = format!("/{}", "a/".repeat(1000));
+        let shown = logged_path(&long, &none);
+        assert!(
+            shown.len() < 300 && shown.ends_with("…(2001 bytes)"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn outcome_shows_the_grpc_status() {
+        let mut res = StatusCode::UNAUTHORIZED.into_response();
+        assert_eq!(outcome(&res), "401");
+        *res.status_mut() = StatusCode::OK;
+        res.headers_mut()
+            .insert("grpc-status", axum::http::HeaderValue::from_static("16"));
+        assert_eq!(outcome(&res), "200 grpc-status=16");
+        res.headers_mut()
+            .insert("grpc-status", axum::http::HeaderValue::from_static("16; x"));
+        assert_eq!(outcome(&res), "200");
     }
 
     #[test]

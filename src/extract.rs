@@ -40,7 +40,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedKey {
             .extensions
             .get::<AuthenticatedKey>()
             .cloned()
-            .ok_or_else(|| MissingAuthenticatedKey(Reply::for_request(&parts.headers)))
+            .ok_or_else(|| {
+                MissingAuthenticatedKey(Reply::for_request(parts.version, &parts.headers))
+            })
     }
 }
 

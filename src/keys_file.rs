@@ -13,8 +13,10 @@
 //! [`record_to_json`] and the `keygen` example) with `environment`. `permissions` is
 //! required (`["*"]` for full access); `id`, `name`, `tenant`, `expires_at` (RFC 3339),
 //! `revoked`, `rate_limit` (requests per second) and `metadata` (string values) are optional.
-//! Unknown fields, unknown permissions, duplicate keys or ids are errors: loading is all or
-//! nothing, and every error names the entry (by index and name) without repeating any key.
+//! Unknown fields, unknown permissions, duplicate keys or ids, and a member repeated inside
+//! any object (`"revoked"` twice in an entry, a `metadata` name twice, `"keys"` twice) are
+//! errors: loading is all or nothing, and every error names the entry (by index and name)
+//! and, for a repeated member, the member, without repeating any key.
 //!
 //! ```
 //! let records = ark_auth::keys_file::parse(r#"{"keys": [
@@ -39,6 +41,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::json_members::{first_repeated_member, Repeated, Step};
 use crate::key::{KeyHash, KeyRecord};
 use crate::permission::Permissions;
 use crate::token::{Environment, Token};
@@ -117,6 +120,10 @@ pub fn parse(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
 }
 
 fn parse_records(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
+    // Before anything is read into values, which would keep the last of two members.
+    if let Some(repeated) = first_repeated_member(json) {
+        return Err(repeated_member_error(json, repeated));
+    }
     // serde_json's syntax errors give a line and column, never the text.
     let file: File = serde_json::from_str(json).map_err(|e| {
         let what = if e.is_data() {
@@ -130,14 +137,7 @@ fn parse_records(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
     let mut hashes = HashSet::new();
     let mut ids = HashSet::new();
     for (i, value) in file.keys.into_iter().enumerate() {
-        let name = value.get("name").and_then(Value::as_str).map(|n| {
-            // A name that holds something like a key is not repeated.
-            if n.contains("ark_live_") || n.contains("ark_test_") {
-                "<redacted>".to_owned()
-            } else {
-                n.chars().take(64).collect()
-            }
-        });
+        let name = entry_name(&value);
         let err = |reason: String| KeysFileError {
             entry: Some(i),
             name: name.clone(),
@@ -156,6 +156,60 @@ fn parse_records(json: &str) -> Result<Vec<KeyRecord>, KeysFileError> {
         records.push(record);
     }
     Ok(records)
+}
+
+/// The `name` of an entry as an error shows it: at most 64 characters, and not at all when
+/// it holds something like a key.
+fn entry_name(entry: &Value) -> Option<String> {
+    entry.get("name").and_then(Value::as_str).map(|n| {
+        if n.contains("ark_live_") || n.contains("ark_test_") {
+            "<redacted>".to_owned()
+        } else {
+            n.chars().take(64).collect()
+        }
+    })
+}
+
+/// The error for a member that appears twice in one object: it names the entry (when the
+/// object is an entry or inside one) and the member.
+fn repeated_member_error(json: &str, repeated: Repeated) -> KeysFileError {
+    let member: String = repeated.member.chars().take(64).collect();
+    let twice = format!("member {member:?} appears twice");
+    let (entry, inside) = match repeated.object.as_slice() {
+        [] => return file_error(format!("{twice} in the top-level object")),
+        [Step::Member(keys), Step::Index(i), inside @ ..] if keys == "keys" => (*i, inside),
+        inside => return file_error(format!("{twice} in `{}`", render_path(inside))),
+    };
+    let name = serde_json::from_str::<Value>(json)
+        .ok()
+        .and_then(|file| file.get("keys")?.get(entry).and_then(entry_name));
+    let reason = if inside.is_empty() {
+        twice
+    } else {
+        format!("{twice} in `{}`", render_path(inside))
+    };
+    KeysFileError {
+        entry: Some(entry),
+        name,
+        reason,
+    }
+}
+
+/// `metadata`, `a.b[0]`: where a value is, for an error.
+fn render_path(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Member(m) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.extend(m.chars().take(64));
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
 }
 
 /// Runs of 8 or more characters a keys-file error must not repeat: every string under a
@@ -507,6 +561,79 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "keys file entry 0 (\"n\"): `key` must be a string"
+        );
+    }
+
+    /// A member repeated inside an object would otherwise be last-wins (`revoked: true`
+    /// then `revoked: false` loading as not revoked): refused at every level, naming the
+    /// entry and the member.
+    #[test]
+    fn repeated_members_are_refused_at_every_level() {
+        let e = parse(r#"{"keys": [], "keys": [{"key": "x"}]}"#).unwrap_err();
+        assert_eq!(e.entry, None);
+        assert_eq!(
+            e.to_string(),
+            "keys file: member \"keys\" appears twice in the top-level object"
+        );
+        let ok = format!(r#"{{"key": "{K}", "name": "first", "permissions": []}}"#);
+        let cases = [
+            (
+                format!(
+                    r#"{{"key": "ark_test_{}", "name": "ci", "revoked": true, "permissions": [], "revoked": false}}"#,
+                    "b".repeat(20)
+                ),
+                "keys file entry 1 (\"ci\"): member \"revoked\" appears twice",
+            ),
+            (
+                format!(
+                    r#"{{"key": "ark_test_{}", "name": "ci", "permissions": ["emails:read"], "permissions": ["*"]}}"#,
+                    "b".repeat(20)
+                ),
+                "keys file entry 1 (\"ci\"): member \"permissions\" appears twice",
+            ),
+            (
+                format!(
+                    r#"{{"key": "ark_test_{}", "permissions": [], "metadata": {{"team": "a", "team": "b"}}}}"#,
+                    "b".repeat(20)
+                ),
+                "keys file entry 1: member \"team\" appears twice in `metadata`",
+            ),
+            (
+                format!(
+                    r#"{{"key": "ark_test_{}", "name": "deep", "permissions": [], "metadata": {{"x": [{{"y": 1, "y": 2}}]}}}}"#,
+                    "b".repeat(20)
+                ),
+                "keys file entry 1 (\"deep\"): member \"y\" appears twice in `metadata.x[0]`",
+            ),
+        ];
+        for (entry, want) in &cases {
+            let e = parse(&format!(r#"{{"keys": [{ok}, {entry}]}}"#)).unwrap_err();
+            assert_eq!(e.to_string(), *want);
+            assert_eq!(e.entry, Some(1));
+        }
+        // A repeated `key` holding keys: named, never shown.
+        let e = one(&format!(
+            r#"{{"key": "{K}", "key": "{K}", "permissions": []}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "keys file entry 0: member \"key\" appears twice"
+        );
+        let e = one(&format!(
+            r#"{{"key": "{K}", "{K}": 1, "{K}": 2, "permissions": []}}"#
+        ))
+        .unwrap_err();
+        assert!(!e.to_string().contains(&K[9..17]), "{e}");
+        // The same member names in different entries are fine.
+        assert_eq!(
+            parse(&format!(
+                r#"{{"keys": [{ok}, {{"key": "ark_test_{}", "name": "second", "permissions": []}}]}}"#,
+                "c".repeat(20)
+            ))
+            .unwrap()
+            .len(),
+            2
         );
     }
 

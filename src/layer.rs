@@ -418,7 +418,7 @@ fn reject_state<S, B, LF, RF, SF>(
     rejection: Rejection,
     req: &Request<B>,
 ) -> State<S, B, LF, RF, SF> {
-    let reply = Reply::for_request(req.headers());
+    let reply = Reply::for_request(req.version(), req.headers());
     // The code and the request id only: never a header, the path or the query string (a
     // client may have put its key there).
     tracing::debug!(

@@ -57,6 +57,7 @@ mod layer;
 mod permission;
 mod policy;
 mod rate_limit;
+mod redact;
 mod response;
 mod store;
 mod token;
@@ -65,6 +66,8 @@ mod token;
 pub mod cache;
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "serde")]
+mod json_members;
 #[cfg(feature = "serde")]
 pub mod keys_file;
 #[cfg(feature = "postgres")]
@@ -87,6 +90,7 @@ pub use policy::{Access, AccessPolicy, RequestHead};
 pub use rate_limit::{
     BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter,
 };
+pub use redact::repeats_credentials;
 pub use response::{
     ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };

@@ -8,11 +8,12 @@ use bytes::{Bytes, BytesMut};
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
-use http::{Response, StatusCode};
+use http::{Response, StatusCode, Version};
 
 use crate::body::ArkAuthBody;
 use crate::permission::Permissions;
 use crate::rate_limit::RateLimitDecision;
+use crate::redact::repeats_credentials;
 use crate::token::{CredentialError, Environment};
 
 /// `X-RateLimit-Limit`.
@@ -421,10 +422,12 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    pub(crate) fn for_request(headers: &HeaderMap) -> Self {
+    /// For a request of this HTTP version with these headers (the presented credentials
+    /// among them, which the request id must not repeat).
+    pub(crate) fn for_request(version: Version, headers: &HeaderMap) -> Self {
         Reply {
             id: RequestId::from_headers(headers),
-            grpc: Grpc::of(headers),
+            grpc: Grpc::of(version, headers),
         }
     }
 
@@ -433,25 +436,34 @@ impl Reply {
     }
 }
 
-/// A gRPC caller (its `Content-Type` is `application/grpc…`), which reads errors from the
-/// `grpc-status` and `grpc-message` of a trailers-only response, not from the HTTP status.
+/// A gRPC caller, which reads errors from the `grpc-status` and `grpc-message` of a
+/// trailers-only response, not from the HTTP status.
+///
+/// Only real gRPC callers get that form: gRPC runs over HTTP/2 only, so `application/grpc…`
+/// over HTTP/1.x (a plain HTTP client, or key-testing traffic dressed up) gets the JSON form
+/// with its real status (a 401 stays a 401 for tools that count them); gRPC-Web, made for
+/// HTTP/1.1 too, is recognised by its own content types on any version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grpc {
-    /// `application/grpc`, `application/grpc+proto`, …
+    /// `application/grpc`, `application/grpc+proto`, … over HTTP/2.
     Http2,
-    /// `application/grpc-web…`: the same trailers-only form, in its own content type.
+    /// `application/grpc-web`, `application/grpc-web-text`, with `+format` or parameters:
+    /// the same trailers-only form, in its own content type.
     Web,
 }
 
 impl Grpc {
-    fn of(headers: &HeaderMap) -> Option<Grpc> {
+    fn of(version: Version, headers: &HeaderMap) -> Option<Grpc> {
         let v = headers.get(CONTENT_TYPE)?.as_bytes();
         let rest = v.strip_prefix(b"application/grpc")?;
-        match rest.first() {
-            None | Some(b'+' | b';') => Some(Grpc::Http2),
-            Some(b'-') if rest.starts_with(b"-web") => Some(Grpc::Web),
-            _ => None,
+        // After the type: nothing, a `+format` suffix or `;parameters`.
+        let ends = |r: &[u8]| matches!(r.first(), None | Some(b'+' | b';'));
+        if ends(rest) {
+            return (version == Version::HTTP_2).then_some(Grpc::Http2);
         }
+        let web = rest.strip_prefix(b"-web")?;
+        let web = web.strip_prefix(b"-text").unwrap_or(web);
+        ends(web).then_some(Grpc::Web)
     }
 }
 
@@ -855,12 +867,27 @@ impl NumberValues {
 pub struct RequestId(HeaderValue);
 
 impl RequestId {
-    /// Reads or makes the id of a request with these headers. An id holding `ark_live_` or
-    /// `ark_test_` is not echoed (it may be a key a client pasted into the wrong header):
-    /// nothing the layer writes or logs repeats a key.
+    /// Reads or makes the id of a request with these headers. An id that holds `ark_live_`
+    /// or `ark_test_` (a key pasted into the wrong header), or that shares 8 or more
+    /// consecutive characters with the credentials the same request presents in
+    /// `Authorization` (see [`repeats_credentials`]), is replaced by a fresh one: nothing the
+    /// layer writes or logs repeats a key. The check runs only when an id is present.
+    ///
+    /// ```
+    /// use ark_auth::RequestId;
+    /// use http::HeaderMap;
+    ///
+    /// let mut h = HeaderMap::new();
+    /// h.insert("authorization", "Bearer ark_test_0123456789abcdefXYZ".parse().unwrap());
+    /// h.insert("x-request-id", "trace-89abcdefXYZ".parse().unwrap());
+    /// assert!(RequestId::from_headers(&h).as_str().starts_with("req_"));
+    /// ```
     pub fn from_headers(headers: &HeaderMap) -> Self {
         match headers.get(&X_REQUEST_ID) {
-            Some(v) if is_valid_request_id(v.as_bytes()) && !looks_like_a_key(v.as_bytes()) => {
+            Some(v)
+                if is_valid_request_id(v.as_bytes())
+                    && !repeats_credentials(headers, v.as_bytes()) =>
+            {
                 RequestId(v.clone())
             }
             _ => RequestId::generate(),
@@ -944,13 +971,6 @@ static REQUEST_ID_BYTE: [bool; 256] = {
     t
 };
 
-/// Whether `b` contains a key prefix, `ark_live_` or `ark_test_`.
-fn looks_like_a_key(b: &[u8]) -> bool {
-    // One byte compared per position; the nine only where an `a` is.
-    (0..b.len().saturating_sub(8))
-        .any(|i| b[i] == b'a' && matches!(&b[i..i + 9], b"ark_live_" | b"ark_test_"))
-}
-
 fn is_valid_request_id(b: &[u8]) -> bool {
     (1..=128).contains(&b.len())
         && b.iter()
@@ -966,37 +986,6 @@ mod tests {
 
     use super::*;
     use crate::permission::Permission;
-
-    #[test]
-    fn looks_like_a_key_finds_every_key_prefix_and_nothing_else() {
-        let model = |b: &[u8]| b.windows(9).any(|w| w == b"ark_live_" || w == b"ark_test_");
-        let mut rng = fastrand::Rng::with_seed(7);
-        let pieces: [&[u8]; 8] = [
-            b"ark_live_",
-            b"ark_test_",
-            b"ark_",
-            b"a",
-            b"ark_liv",
-            b"_test_",
-            b"x",
-            b"aark_test",
-        ];
-        for _ in 0..20_000 {
-            let mut b = Vec::new();
-            for _ in 0..rng.usize(0..6) {
-                b.extend_from_slice(pieces[rng.usize(..pieces.len())]);
-            }
-            assert_eq!(
-                looks_like_a_key(&b),
-                model(&b),
-                "{:?}",
-                String::from_utf8_lossy(&b)
-            );
-        }
-        assert!(looks_like_a_key(b"ark_live_"));
-        assert!(looks_like_a_key(b"trace-ark_test_x"));
-        assert!(!looks_like_a_key(b"ark_live"));
-    }
 
     #[test]
     fn rejection_heads_are_shared_per_thread_and_keyed_by_the_whole_rejection() {
@@ -1332,7 +1321,7 @@ mod tests {
             required: Permission::DomainsManage | Permission::WebhooksManage,
             limit: None,
         };
-        let res = r.into_response::<()>(Reply::for_request(&HeaderMap::new()));
+        let res = r.into_response::<()>(Reply::for_request(Version::HTTP_11, &HeaderMap::new()));
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             res.headers()[WWW_AUTHENTICATE],
@@ -1441,7 +1430,7 @@ mod tests {
     fn golden_reply() -> Reply {
         let mut h = HeaderMap::new();
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("req-Golden_1.x"));
-        Reply::for_request(&h)
+        Reply::for_request(Version::HTTP_11, &h)
     }
 
     fn body_of(res: Response<ArkAuthBody<Empty<Bytes>>>) -> (http::response::Parts, String) {
@@ -1596,18 +1585,113 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
         let grpc = |ct: &'static str| {
             let mut h = HeaderMap::new();
             h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-            Grpc::of(&h)
+            Grpc::of(Version::HTTP_2, &h)
         };
         assert_eq!(grpc("application/grpc"), Some(Grpc::Http2));
         assert_eq!(grpc("application/grpc+proto"), Some(Grpc::Http2));
         assert_eq!(grpc("application/grpc;charset=utf-8"), Some(Grpc::Http2));
         assert_eq!(grpc("application/grpc-web"), Some(Grpc::Web));
+        assert_eq!(grpc("application/grpc-web+proto"), Some(Grpc::Web));
         assert_eq!(grpc("application/grpc-web-text"), Some(Grpc::Web));
+        assert_eq!(grpc("application/grpc-web-text+proto"), Some(Grpc::Web));
+        assert_eq!(grpc("application/grpc-web;charset=utf-8"), Some(Grpc::Web));
         assert_eq!(grpc("application/grpcx"), None);
         assert_eq!(grpc("application/grpc-other"), None);
+        assert_eq!(grpc("application/grpc-webx"), None);
+        assert_eq!(grpc("application/grpc-web-textual"), None);
         assert_eq!(grpc("application/json"), None);
         assert_eq!(grpc("APPLICATION/GRPC"), None);
-        assert_eq!(Grpc::of(&HeaderMap::new()), None);
+        assert_eq!(Grpc::of(Version::HTTP_2, &HeaderMap::new()), None);
+    }
+
+    /// `application/grpc` is gRPC only over HTTP/2 (the only transport gRPC has); over
+    /// HTTP/1.x it is a plain request, answered in JSON with its real status. gRPC-Web is
+    /// gRPC-Web on every version.
+    #[test]
+    fn grpc_form_only_for_http2_grpc_and_grpc_web_on_any_version() {
+        let of = |version, ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            Grpc::of(version, &h)
+        };
+        for version in [
+            Version::HTTP_09,
+            Version::HTTP_10,
+            Version::HTTP_11,
+            Version::HTTP_3,
+        ] {
+            for ct in [
+                "application/grpc",
+                "application/grpc+proto",
+                "application/grpc;a=b",
+            ] {
+                assert_eq!(of(version, ct), None, "{version:?} {ct}");
+            }
+        }
+        for version in [
+            Version::HTTP_10,
+            Version::HTTP_11,
+            Version::HTTP_2,
+            Version::HTTP_3,
+        ] {
+            for ct in ["application/grpc-web", "application/grpc-web-text+proto"] {
+                assert_eq!(of(version, ct), Some(Grpc::Web), "{version:?} {ct}");
+            }
+        }
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        let (parts, body) =
+            body_of(Rejection::UnknownKey.into_response(Reply::for_request(Version::HTTP_11, &h)));
+        assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
+        assert!(parts.headers.get("grpc-status").is_none());
+        assert!(body.contains("\"invalid_api_key\""), "{body}");
+    }
+
+    /// A request id sharing 8 or more consecutive characters with the presented key's body,
+    /// or with malformed credentials, is replaced: in the body and in `X-Request-Id`.
+    #[test]
+    fn request_ids_repeating_the_presented_credentials_are_replaced() {
+        let key = "ark_test_0123456789abcdefXYZ";
+        for (auth, id, echoed) in [
+            (format!("Bearer {key}"), "trace-0123456789abcdefXYZ", false),
+            (format!("Bearer {key}"), "89abcdef", false),
+            (format!("Bearer {key}"), "x-bcdefXYZ-y", false),
+            (format!("Bearer {key}"), "x-cdefXYZ-y", true),
+            (format!("Bearer {key}"), "ark_test", true),
+            (
+                "Bearer sk_live_abcdefgh1234".to_owned(),
+                "sk_live_abcd",
+                false,
+            ),
+            ("Bearer sk_live_abcdefgh1234".to_owned(), "abcdefgh", false),
+            (format!("Bearer {key}!"), "Bearer-a", true),
+            (format!("Bearer {key}!"), "abcdefXYZ", false),
+            (
+                "Basic dXNlcjpwYXNzd29yZA==".to_owned(),
+                "cjpwYXNzd29y",
+                false,
+            ),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+            h.insert(&X_REQUEST_ID, HeaderValue::from_static(id));
+            let got = RequestId::from_headers(&h);
+            assert_eq!(
+                got.as_str() == id,
+                echoed,
+                "{auth} / {id}: {}",
+                got.as_str()
+            );
+            if !echoed {
+                assert!(got.as_str().starts_with("req_"), "{}", got.as_str());
+            }
+            let (parts, body) = body_of(
+                Rejection::UnknownKey.into_response(Reply::for_request(Version::HTTP_11, &h)),
+            );
+            assert_eq!(parts.headers[&X_REQUEST_ID] == id, echoed, "{auth} / {id}");
+            assert_eq!(body.contains(id), echoed, "{auth} / {id}: {body}");
+        }
     }
 
     #[test]
@@ -1615,7 +1699,7 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
         let mut h = HeaderMap::new();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("rid-1"));
-        let reply = Reply::for_request(&h);
+        let reply = Reply::for_request(Version::HTTP_2, &h);
         for (name, r) in cases() {
             let code = r.code();
             let (message, _) = r.texts();
@@ -1646,7 +1730,10 @@ B {"success":false,"error":{"code":"service_unavailable","message":"Authenticati
 
     #[test]
     fn bodies_are_the_json_envelope() {
-        for reply in [golden_reply(), Reply::for_request(&HeaderMap::new())] {
+        for reply in [
+            golden_reply(),
+            Reply::for_request(Version::HTTP_11, &HeaderMap::new()),
+        ] {
             let id = &reply.id;
             for (name, r) in cases() {
                 let (code, (message, suggestion)) = (r.code(), r.texts());

@@ -244,8 +244,11 @@ pub fn parse_authorization(value: &[u8]) -> Result<Token<'_>, CredentialError> {
         // "Bearer" alone (the value was trimmed).
         None => return Err(CredentialError::NoToken),
         Some(b' ') => {}
-        // "Bearer\t…" or "Bearer\x01…": a Bearer attempt with a control byte.
-        Some(&c) if c.is_ascii_control() => return Err(CredentialError::Malformed),
+        // "Bearer\t…", "Bearer\x01…" or "Bearer\u{a0}…" (a pasted non-breaking space): a
+        // Bearer attempt with a control or non-ASCII byte (contract section 2).
+        Some(&c) if c.is_ascii_control() || !c.is_ascii() => {
+            return Err(CredentialError::Malformed)
+        }
         // "Bearerx…", "Bearers …": another scheme.
         Some(_) => return Err(CredentialError::Missing),
     }
@@ -339,6 +342,35 @@ mod tests {
         assert_eq!(parse_authorization(&v), Err(CredentialError::Malformed));
         v[20] = 0x7F;
         assert_eq!(parse_authorization(&v), Err(CredentialError::Malformed));
+    }
+
+    /// Every byte right after the scheme, by class: a space starts the token; a control
+    /// byte (tab included) or a non-ASCII byte (a pasted non-breaking space, U+00A0 as
+    /// `C2 A0`, or a Latin-1 `A0`) is a malformed Bearer attempt; any other printable ASCII
+    /// byte makes another scheme (`Bearerx`).
+    #[test]
+    fn byte_after_the_scheme_by_class() {
+        let token = format!("ark_live_{BODY}");
+        for b in 0..=255u8 {
+            let mut v = b"Bearer".to_vec();
+            v.push(b);
+            v.extend_from_slice(token.as_bytes());
+            let got = parse_authorization(&v).map(|t| t.expose_secret());
+            let want = match b {
+                b' ' => Ok(token.as_str()),
+                0x00..=0x1F | 0x7F | 0x80..=0xFF => Err(CredentialError::Malformed),
+                _ => Err(CredentialError::Missing),
+            };
+            assert_eq!(got, want, "byte {b:#04x} after Bearer");
+        }
+        let nbsp = [b"Bearer".as_slice(), "\u{a0}".as_bytes(), token.as_bytes()].concat();
+        assert_eq!(parse_authorization(&nbsp), Err(CredentialError::Malformed));
+        let nbsp_after_space =
+            [b"Bearer ".as_slice(), "\u{a0}".as_bytes(), token.as_bytes()].concat();
+        assert_eq!(
+            parse_authorization(&nbsp_after_space),
+            Err(CredentialError::Malformed)
+        );
     }
 
     #[test]

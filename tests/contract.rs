@@ -726,6 +726,18 @@ async fn non_ascii_and_control_bytes_in_the_token_401_invalid_api_key() {
     ];
     // The same token prefixed with a byte 0x80..=0xFF.
     cases.extend((0x80..=0xFFu8).step_by(17).map(|b| splice(0, &[b])));
+    // A non-ASCII byte right after the scheme, like a tab there: a pasted non-breaking
+    // space (UTF-8 `C2 A0`, Latin-1 `A0`), before or instead of the space.
+    cases.extend([
+        [b"Bearer\xc2\xa0".as_slice(), t].concat(),
+        [b"Bearer\xa0".as_slice(), t].concat(),
+        [b"Bearer \xc2\xa0".as_slice(), t].concat(),
+    ]);
+    cases.extend(
+        (0x80..=0xFFu8)
+            .step_by(17)
+            .map(|b| [b"Bearer".as_slice(), &[b], t].concat()),
+    );
     for srv in &servers {
         for value in &cases {
             let req = get("/v1/limits").auth(value).presents(&keys.full.token);

@@ -327,6 +327,46 @@ async fn request_id_is_echoed() {
     assert_eq!(json["meta"]["requestId"], "abc-123");
 }
 
+/// An `X-Request-Id` repeating 8+ characters of the presented key is not echoed: neither by
+/// a handler's answer (200) nor by the layer's (403, 401 for a malformed key).
+#[tokio::test]
+async fn request_id_repeating_the_key_is_replaced() {
+    let (k, app) = keys_and_app();
+    for (method, path, auth, status) in [
+        (
+            Method::POST,
+            "/v1/emails",
+            format!("Bearer {}", k.send),
+            200,
+        ),
+        (Method::GET, "/v1/emails", format!("Bearer {}", k.send), 403),
+        (
+            Method::GET,
+            "/v1/limits",
+            format!("Bearer {}!", k.send),
+            401,
+        ),
+    ] {
+        let id = format!("trace-{}", &k.send[12..24]);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .header("x-request-id", &id)
+            .body(Body::from(EMAIL))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        let header = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(header.starts_with("req_"), "{path}: {header}");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["meta"]["requestId"], header.as_str(), "{path}");
+        assert!(!String::from_utf8_lossy(&body).contains(&k.send[12..24]));
+    }
+}
+
 #[tokio::test]
 async fn tenant_scoped_key() {
     let (k, app) = keys_and_app();
@@ -436,6 +476,17 @@ fn bad_keys_file_names_the_entry_and_loads_nothing() {
     let err = server::load_keys(&path).unwrap_err();
     assert!(err.contains("entry 1") && err.contains("typo"), "{err}");
     assert!(!err.contains("0123456789abcdef"), "{err}");
+    // A member given twice is not last-wins: the server does not start.
+    std::fs::write(
+        &path,
+        r#"{"keys": [{"key": "ark_test_0123456789abcdefXYZ", "name": "old", "revoked": true, "permissions": ["*"], "revoked": false}]}"#,
+    )
+    .unwrap();
+    let err = server::load_keys(&path).unwrap_err();
+    assert!(
+        err.contains("entry 0") && err.contains("old") && err.contains("\"revoked\" appears twice"),
+        "{err}"
+    );
     std::fs::write(
         &path,
         r#"{"keys": [{"key": "ark_test_0123456789abcdefXYZ", "name": "good", "permissions": ["*"], "rate_limit": 5}]}"#,
@@ -443,4 +494,184 @@ fn bad_keys_file_names_the_entry_and_loads_nothing() {
     .unwrap();
     assert_eq!(server::load_keys(&path).unwrap().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The demo server's connection limits exist with the values the README gives.
+#[test]
+fn connection_limits_have_the_documented_values() {
+    use std::time::Duration;
+    let l = server::serve::LIMITS;
+    assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(l.idle_timeout, Duration::from_secs(60));
+    assert_eq!(l.max_connections, 512);
+    assert_eq!(l.h2_max_concurrent_streams, 100);
+    assert_eq!(l.h2_keep_alive_interval, Duration::from_secs(20));
+    assert_eq!(l.h2_keep_alive_timeout, Duration::from_secs(10));
+    assert_eq!(l.shutdown_grace, Duration::from_secs(10));
+}
+
+mod slow_clients {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::server;
+
+    const HEADER_READ: Duration = Duration::from_millis(1000);
+    const IDLE: Duration = Duration::from_millis(1500);
+    /// Scheduling slack on a loaded machine.
+    const SLACK: Duration = Duration::from_millis(1500);
+
+    /// Opens a connection that sends `head` one byte per second (never a complete request
+    /// head); returns how long the server took to close it (`None`: still open after 10 s).
+    async fn trickle(addr: SocketAddr, head: &'static [u8]) -> Option<Duration> {
+        let start = Instant::now();
+        let (mut r, mut w) = TcpStream::connect(addr).await.unwrap().into_split();
+        let writer = tokio::spawn(async move {
+            for &b in head.iter().chain(std::iter::repeat(&b'a')).take(30) {
+                if w.write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut buf = [0u8; 512];
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(10), r.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break Some(start.elapsed()),
+                Ok(Ok(_)) => continue, // a 408, or HTTP/2 frames before the close
+                Err(_) => break None,
+            }
+        };
+        writer.abort();
+        closed
+    }
+
+    /// One whole request on a new connection: its status line.
+    async fn get_health(addr: SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// How long a connection stays open after `sent`, reading until the server closes it.
+    async fn open_for(mut s: TcpStream, sent: &[u8]) -> Option<Duration> {
+        s.write_all(sent).await.unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return Some(start.elapsed()),
+                Ok(Ok(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Slowloris: connections trickling their request head one byte per second are closed
+    /// within the header-read timeout (an HTTP/2 preface trickled the same way within the
+    /// idle timeout); other clients are served meanwhile, and once every slot is taken by
+    /// tricklers, a new client is served as soon as they are cut off. Idle keep-alive
+    /// connections, HTTP/1 and HTTP/2, are closed too; shutdown is graceful and bounded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn trickling_and_idle_connections_are_closed_while_others_are_served() {
+        let limits = server::serve::Limits {
+            header_read_timeout: HEADER_READ,
+            idle_timeout: IDLE,
+            max_connections: 8,
+            shutdown_grace: Duration::from_secs(1),
+            ..server::serve::LIMITS
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = server::app(ark_auth::MemoryKeyStore::new());
+        let serving = tokio::spawn(server::serve::serve(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
+
+        const H1: &[u8] = b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: ";
+        const H2: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let started = Instant::now();
+        let mut h1 = Vec::new();
+        for _ in 0..4 {
+            h1.push(tokio::spawn(trickle(addr, H1)));
+        }
+        let h2 = tokio::spawn(trickle(addr, H2));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        // Served at once while five tricklers hold their connections.
+        let t = Instant::now();
+        assert_eq!(get_health(addr).await, "HTTP/1.1 200 OK");
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(h1.iter().all(|t| !t.is_finished()) && !h2.is_finished());
+
+        // Three more take every slot; a new client waits for one, not forever.
+        for _ in 0..3 {
+            h1.push(tokio::spawn(trickle(addr, H1)));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        assert_eq!(get_health(addr).await, "HTTP/1.1 200 OK");
+        assert!(
+            t.elapsed() < HEADER_READ + SLACK,
+            "waited {:?}",
+            t.elapsed()
+        );
+
+        for t in h1 {
+            let closed = t
+                .await
+                .unwrap()
+                .expect("a trickling HTTP/1 head is cut off");
+            assert!(closed < HEADER_READ + SLACK, "closed after {closed:?}");
+        }
+        let closed = h2
+            .await
+            .unwrap()
+            .expect("a trickling HTTP/2 preface is cut off");
+        assert!(closed < IDLE + SLACK, "closed after {closed:?}");
+        assert!(started.elapsed() < IDLE + 2 * SLACK);
+
+        // A kept-alive HTTP/1 connection after its response: closed once idle.
+        let s = TcpStream::connect(addr).await.unwrap();
+        let open = open_for(s, b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        let open = open.expect("an idle HTTP/1 connection is closed");
+        assert!(open < HEADER_READ + SLACK, "open for {open:?}");
+        // An HTTP/2 connection (preface and SETTINGS) that opens no stream: GOAWAY, closed.
+        let s = TcpStream::connect(addr).await.unwrap();
+        let mut hello = H2.to_vec();
+        hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS frame
+        let open = open_for(s, &hello).await;
+        let open = open.expect("an idle HTTP/2 connection is closed");
+        assert!(
+            open >= IDLE - Duration::from_millis(200),
+            "closed early: {open:?}"
+        );
+        assert!(open < IDLE + SLACK, "open for {open:?}");
+
+        // Graceful shutdown: stops accepting and returns.
+        let t = Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(3), serving)
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    }
 }

@@ -244,3 +244,78 @@ async fn plain_http_callers_still_get_the_json_envelope() {
     assert!(res.headers().get("grpc-status").is_none());
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
+
+/// Both sides of the line on one axum server speaking HTTP/1.1 and HTTP/2: the gRPC form
+/// (HTTP 200 with `grpc-status`) for `application/grpc` over HTTP/2 and for gRPC-Web on any
+/// version; the JSON form with the real 401 for `application/grpc` over HTTP/1.1, which no
+/// gRPC client sends (tools that count 401s still see key-testing traffic).
+#[tokio::test]
+async fn grpc_form_only_for_http2_grpc_and_grpc_web() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let layer = ArkAuthLayer::new(MemoryKeyStore::new());
+    let app = axum::Router::new()
+        .route("/svc/Ping", axum::routing::post(|| async { "served" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // HTTP/1.1 over a raw socket: the status line and headers as sent.
+    let h1 = |content_type: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "POST /svc/Ping HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\n\
+             authorization: Bearer ark_test_notavalidkeybutwellformed1234\r\n\
+             content-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).to_lowercase()
+    };
+    for ct in ["application/grpc", "application/grpc+proto"] {
+        let res = h1(ct).await;
+        assert!(res.starts_with("http/1.1 401 "), "{ct}: {res}");
+        assert!(
+            res.contains("content-type: application/json"),
+            "{ct}: {res}"
+        );
+        assert!(!res.contains("grpc-status"), "{ct}: {res}");
+        assert!(res.contains("\"code\":\"invalid_api_key\""), "{ct}: {res}");
+    }
+    for ct in ["application/grpc-web+proto", "application/grpc-web-text"] {
+        let res = h1(ct).await;
+        assert!(res.starts_with("http/1.1 200 "), "{ct}: {res}");
+        assert!(res.contains("grpc-status: 16"), "{ct}: {res}");
+    }
+
+    // HTTP/2 (prior knowledge, as gRPC clients connect): the gRPC form.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    for (ct, status, grpc) in [
+        ("application/grpc", 200, Some("16")),
+        ("application/grpc-web", 200, Some("16")),
+        ("application/json", 401, None),
+    ] {
+        let res = client
+            .request(
+                http::Request::post(format!("http://{addr}/svc/Ping"))
+                    .header("content-type", ct)
+                    .body(http_body_util::Empty::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.version(), http::Version::HTTP_2);
+        assert_eq!(res.status(), status, "{ct}");
+        assert_eq!(
+            res.headers()
+                .get("grpc-status")
+                .map(|v| v.to_str().unwrap()),
+            grpc,
+            "{ct}"
+        );
+    }
+}

@@ -165,6 +165,14 @@ fn req(method: &str, path: &str, auth: &[&[u8]]) -> Request<Full<Bytes>> {
     b.body(Full::new(Bytes::new())).unwrap()
 }
 
+/// The last `n` characters of the longest run of letters and digits in `value`.
+fn run_of(value: &[u8], n: usize) -> Option<String> {
+    let run = value
+        .split(|b| !b.is_ascii_alphanumeric())
+        .max_by_key(|r| r.len())?;
+    (run.len() >= n).then(|| String::from_utf8_lossy(&run[run.len() - n..]).into_owned())
+}
+
 fn bearer(token: &str) -> Vec<u8> {
     format!("Bearer {token}").into_bytes()
 }
@@ -301,11 +309,34 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
             secrets.assert_absent(&format!("response to {method} {path}"), text.as_bytes());
             statuses.insert(status);
         }
-        // The same requests from a gRPC caller: every rejection in the gRPC form (HTTP 200,
-        // `grpc-status`, `grpc-message`), none of it repeating a secret.
+        // The same requests with an `X-Request-Id` repeating 12 characters of the presented
+        // credentials: a fresh id instead, in the body and the header.
+        for (method, path, auth, want) in &cases {
+            let Some(id) = auth.first().and_then(|a| run_of(a, 12)) else {
+                continue;
+            };
+            let auth: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
+            let mut r = req(method, path, &auth);
+            r.headers_mut()
+                .insert("x-request-id", format!("trace-{id}").parse().unwrap());
+            let (status, text) = run(svc.clone(), r).await;
+            // The one-per-second key has used its quota by now.
+            if status != 429 {
+                assert_eq!(status, *want, "{method} {path} with a request id: {text}");
+            }
+            secrets.assert_absent(
+                &format!("response to {method} {path} with a request id"),
+                text.as_bytes(),
+            );
+            assert!(!text.contains(&id), "{text}");
+        }
+        // The same requests from a gRPC caller (over HTTP/2, gRPC's transport): every
+        // rejection in the gRPC form (HTTP 200, `grpc-status`, `grpc-message`), none of it
+        // repeating a secret.
         for (method, path, auth, want) in &cases {
             let auth: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
             let mut r = req(method, path, &auth);
+            *r.version_mut() = http::Version::HTTP_2;
             r.headers_mut()
                 .insert("content-type", "application/grpc".parse().unwrap());
             let (status, text) = run(svc.clone(), r).await;
@@ -340,6 +371,7 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
             secrets.assert_absent(&format!("503 for store {mode:?}"), text.as_bytes());
             statuses.insert(status);
             let mut r = req("GET", "/v1/emails", &[&bearer(&keys.poisoned)]);
+            *r.version_mut() = http::Version::HTTP_2;
             r.headers_mut()
                 .insert("content-type", "application/grpc".parse().unwrap());
             let (status, text) = run(svc.clone(), r).await;

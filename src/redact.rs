@@ -1,0 +1,194 @@
+//! Whether a text taken from a request (a request id, a path, a method) repeats the
+//! credentials the request presented, and so must not be echoed or logged.
+
+use http::header::{HeaderMap, AUTHORIZATION};
+
+use crate::token::{parse_authorization, PREFIX_LEN};
+
+/// Shortest run of presented credentials that counts as repeating them.
+const RUN: usize = 8;
+
+/// Windows of the text compared at once (a request id, at most 128 bytes, is one batch).
+const BATCH: usize = 128;
+
+/// Whether `text` must not be repeated to the client or in a log line: it holds `ark_live_`
+/// or `ark_test_`, or 8 or more consecutive bytes of the credentials of `headers` (the body
+/// of the presented key when the `Authorization` value is `Bearer` and a well-formed key;
+/// the whole value of each `Authorization` header otherwise, since a malformed key, or a
+/// `Basic` password, is a secret too).
+///
+/// [`RequestId::from_headers`](crate::RequestId::from_headers) uses it for `X-Request-Id`;
+/// use it for anything else from a request that goes into a response or a log.
+///
+/// ```
+/// use ark_auth::repeats_credentials;
+/// use http::HeaderMap;
+///
+/// let mut h = HeaderMap::new();
+/// h.insert("authorization", "Bearer ark_test_0123456789abcdefXYZ".parse().unwrap());
+/// assert!(repeats_credentials(&h, b"trace-6789abcdef"));
+/// assert!(repeats_credentials(&h, b"/v1/ark_live_x"));
+/// assert!(!repeats_credentials(&h, b"trace-6789abc"));
+/// assert!(!repeats_credentials(&HeaderMap::new(), b"trace-6789abcdef"));
+/// ```
+pub fn repeats_credentials(headers: &HeaderMap, text: &[u8]) -> bool {
+    if looks_like_a_key(text) {
+        return true;
+    }
+    if text.len() < RUN {
+        return false;
+    }
+    headers.get_all(AUTHORIZATION).iter().any(|value| {
+        let value = value.as_bytes();
+        let secret = match parse_authorization(value) {
+            Ok(token) => &token.expose_secret().as_bytes()[PREFIX_LEN..],
+            Err(_) => value,
+        };
+        shares_a_run(text, secret)
+    })
+}
+
+/// Whether `b` contains a key prefix, `ark_live_` or `ark_test_`.
+pub(crate) fn looks_like_a_key(b: &[u8]) -> bool {
+    // One byte compared per position; the nine only where an `a` is.
+    (0..b.len().saturating_sub(8))
+        .any(|i| b[i] == b'a' && matches!(&b[i..i + 9], b"ark_live_" | b"ark_test_"))
+}
+
+/// Whether `text` and `secret` have [`RUN`] consecutive bytes in common.
+///
+/// The text's windows, [`BATCH`] at a time, are sorted as 8-byte words on the stack; each
+/// window of the secret is looked up by binary search: no allocation, and
+/// `O(secret × log 128)` per batch.
+fn shares_a_run(text: &[u8], secret: &[u8]) -> bool {
+    if text.len() < RUN || secret.len() < RUN {
+        return false;
+    }
+    let windows = text.len() - RUN + 1;
+    let mut start = 0;
+    while start < windows {
+        let n = (windows - start).min(BATCH);
+        let mut words = [0u64; BATCH];
+        for (i, w) in words[..n].iter_mut().enumerate() {
+            *w = word(&text[start + i..start + i + RUN]);
+        }
+        let words = &mut words[..n];
+        words.sort_unstable();
+        if secret
+            .windows(RUN)
+            .any(|w| words.binary_search(&word(w)).is_ok())
+        {
+            return true;
+        }
+        start += n;
+    }
+    false
+}
+
+/// The first [`RUN`] bytes of `b` (which has at least that many) as one word.
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; RUN];
+    w.copy_from_slice(&b[..RUN]);
+    u64::from_le_bytes(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    /// The plain definition: some 8-byte window of `text` is a window of `secret`.
+    fn model(text: &[u8], secret: &[u8]) -> bool {
+        text.windows(RUN)
+            .any(|w| secret.windows(RUN).any(|s| s == w))
+    }
+
+    #[test]
+    fn shares_a_run_is_the_plain_definition() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..5_000 {
+            // A small alphabet, so that shared runs happen; texts longer than one batch.
+            let mut gen = |max: usize| -> Vec<u8> {
+                (0..rng.usize(0..max))
+                    .map(|_| b"ab"[rng.usize(..2)])
+                    .collect()
+            };
+            let (text, secret) = (gen(300), gen(40));
+            assert_eq!(
+                shares_a_run(&text, &secret),
+                model(&text, &secret),
+                "{:?} / {:?}",
+                String::from_utf8_lossy(&text),
+                String::from_utf8_lossy(&secret)
+            );
+        }
+        assert!(shares_a_run(b"xx01234567yy", b"01234567"));
+        assert!(!shares_a_run(b"xx0123456yy", b"01234567"));
+        // A run found only in a later batch.
+        let long = [vec![b'.'; 400], b"01234567".to_vec()].concat();
+        assert!(shares_a_run(&long, b"--01234567--"));
+    }
+
+    #[test]
+    fn looks_like_a_key_finds_every_key_prefix_and_nothing_else() {
+        let model = |b: &[u8]| b.windows(9).any(|w| w == b"ark_live_" || w == b"ark_test_");
+        let mut rng = fastrand::Rng::with_seed(7);
+        let pieces: [&[u8]; 8] = [
+            b"ark_live_",
+            b"ark_test_",
+            b"ark_",
+            b"a",
+            b"ark_liv",
+            b"_test_",
+            b"x",
+            b"aark_test",
+        ];
+        for _ in 0..20_000 {
+            let mut b = Vec::new();
+            for _ in 0..rng.usize(0..6) {
+                b.extend_from_slice(pieces[rng.usize(..pieces.len())]);
+            }
+            assert_eq!(
+                looks_like_a_key(&b),
+                model(&b),
+                "{:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        assert!(looks_like_a_key(b"ark_live_"));
+        assert!(looks_like_a_key(b"trace-ark_test_x"));
+        assert!(!looks_like_a_key(b"ark_live"));
+    }
+
+    fn auth(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_body_of_a_key_the_whole_value_otherwise() {
+        let key = auth(&[b"Bearer ark_live_0123456789abcdefXYZ"]);
+        assert!(repeats_credentials(&key, b"01234567"));
+        assert!(repeats_credentials(&key, b"id-9abcdefXYZ"));
+        assert!(!repeats_credentials(&key, b"0123456"));
+        // The key's prefix and scheme are not secret: `Bearer a`, `ark_live` are fine.
+        assert!(!repeats_credentials(&key, b"xark_live"));
+        assert!(!repeats_credentials(&key, b"Bearer a"));
+        // Malformed credentials: every part of the value counts.
+        let malformed = auth(&[b"Bearer sk_live_SECRETSECRET"]);
+        assert!(repeats_credentials(&malformed, b"k_live_S"));
+        let basic = auth(&[b"Basic dXNlcjpwYXNzd29yZA=="]);
+        assert!(repeats_credentials(&basic, b"req-cjpwYXNz"));
+        // Two headers: each is malformed credentials, both count.
+        let two = auth(&[
+            b"Bearer ark_live_0123456789abcdefXYZ",
+            b"Bearer ark_test_ZYXWVUTSRQPONMLKJ",
+        ]);
+        assert!(repeats_credentials(&two, b"VUTSRQPO"));
+        assert!(repeats_credentials(&two, b"23456789"));
+        assert!(!repeats_credentials(&HeaderMap::new(), b"01234567"));
+    }
+}
