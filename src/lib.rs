@@ -37,7 +37,8 @@
 //! # Cargo features
 //!
 //! - `serde`: the JSON keys-file loader ([`keys_file`]).
-//! - `axum`: [`AuthenticatedKey`] as an axum extractor.
+//! - `axum`: [`AuthenticatedKey`] as an axum extractor; [`RouteTable`] reads the path of
+//!   axum's `OriginalUri` (the full path, also behind `nest`).
 //! - `cache`: the verification cache [`cache::CachedKeyStore`] in front of any store.
 //! - `postgres`: the PostgreSQL key store [`postgres::PostgresKeyStore`] with its schema,
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
@@ -54,6 +55,8 @@ mod permission;
 mod policy;
 mod rate_limit;
 mod response;
+mod route_path;
+mod route_table;
 mod store;
 mod token;
 
@@ -77,13 +80,14 @@ pub use key::{
 };
 pub use layer::{ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT};
 pub use permission::{Permission, Permissions, UnknownPermission};
-pub use policy::{Access, AccessPolicy, RequestHead};
+pub use policy::{Access, AccessPolicy, KeyScope, RequestHead};
 pub use rate_limit::{
     BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter,
 };
 pub use response::{
     ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };
+pub use route_table::{Methods, RouteTable, RouteTableBuilder, RouteTableError};
 pub use store::{
     Answer, AnswerFuture, BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore,
     StoreError,
