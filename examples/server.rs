@@ -346,10 +346,11 @@ pub fn route_table() -> RouteTable {
 }
 
 /// `handler` on exactly `methods` (GET with HEAD, as `get`; `ANY` as `any`).
-pub fn on_methods<H, T>(methods: Methods, handler: H) -> MethodRouter<AppState>
+pub fn on_methods<H, T, S>(methods: Methods, handler: H) -> MethodRouter<S>
 where
-    H: Handler<T, AppState>,
+    H: Handler<T, S>,
     T: 'static,
+    S: Clone + Send + Sync + 'static,
 {
     if methods == Methods::ANY {
         return any(handler);
