@@ -22,11 +22,12 @@
 //! or point the official SDKs at it with `ARK_BASE_URL=http://127.0.0.1:3000/v1`.
 //!
 //! One `ArkAuthLayer` covers the whole router (`Router::layer`, so unknown paths and wrong
-//! methods are authenticated too); the access policy below maps method and path to what a
-//! request requires. Requests are logged to stderr (method, path, status and `grpc-status`,
-//! request id; never a header value; a method or path that might hold a key redacted, both
-//! cut to 256 characters), `RUST_LOG` sets the level. Connections are served with a
-//! header-read timeout, an idle timeout and a connection cap (`serve::LIMITS`).
+//! methods are authenticated too). One list of routes ([`routes`]) builds both the router
+//! and the layer's `RouteTable`, so the route the layer decides on is the route the router
+//! serves. Requests are logged to stderr (method, path, status and `grpc-status`, request id;
+//! never a header value; a method or path that might hold a key redacted, both cut to 256
+//! characters), `RUST_LOG` sets the level. Connections are served with a header-read timeout,
+//! an idle timeout and a connection cap (`serve::LIMITS`).
 
 #[path = "server/serve.rs"]
 pub mod serve;
@@ -40,16 +41,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ark_auth::{
     generate_key, keys_file, Access, ArkAuthLayer, AuthenticatedKey, Environment, KeyRecord,
-    KeyStore, MemoryKeyStore, MemoryRateLimiter, Permission, Permissions, Quota, RateLimiter,
-    RequestHead, RequestId, X_REQUEST_ID,
+    KeyStore, MemoryKeyStore, MemoryRateLimiter, Methods, Permission, Permissions, Quota,
+    RateLimiter, RequestId, RouteTable, X_REQUEST_ID,
 };
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -92,13 +94,15 @@ Options:
 
 Routes (JSON; Authorization: Bearer <key>):
   GET  /health                                  no authentication
-  POST /v1/emails, /v1/emails/batch, /v1/emails/raw     emails:send
-  GET  /v1/emails, /v1/emails/{id}              emails:read
+  POST /v1/emails, /v1/emails/batch, /v1/emails/raw     emails:send (organisation keys)
+  GET  /v1/emails, /v1/emails/{id}              emails:read (organisation keys)
   GET  /v1/limits                               any valid key
-  /v1/tenants/{id}/domains…                     domains:manage (tenant-scoped keys: own tenant only)
-  /v1/tenants/{id}/webhooks…, /v1/platform/webhooks…    webhooks:manage
+  /v1/tenants/{id}/domains…                     domains:manage
+  /v1/tenants/{id}/webhooks…                    webhooks:manage
   /v1/tenants/{id}/suppressions…                suppressions:manage
-  anything else                                 any valid key, then 404
+  /v1/platform/webhooks…                        webhooks:manage (organisation keys)
+  anything else                                 a full-access organisation key, then 404/405
+Tenant-scoped keys: their own tenant's resources and /v1/limits only.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -190,18 +194,12 @@ where
     let auth = ArkAuthLayer::new(store)
         .rate_limiter(limiter)
         .default_quota(DEFAULT_QUOTA)
-        .policy(policy);
-    Router::new()
-        .route("/health", get(health))
-        .route("/v1/emails", post(send_email).get(list_emails))
-        .route("/v1/emails/batch", post(send_batch))
-        .route("/v1/emails/raw", post(send_raw))
-        .route("/v1/emails/{id}", get(get_email))
-        .route("/v1/limits", get(limits))
-        .route("/v1/tenants/{tenant}/{resource}", any(tenant_resource))
-        .route("/v1/tenants/{tenant}/{resource}/{*rest}", any(tenant_item))
-        .route("/v1/platform/webhooks", any(platform_webhooks))
-        .route("/v1/platform/webhooks/{*rest}", any(platform_webhook_item))
+        .policy(route_table());
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, r| {
+            router.route(r.pattern, r.handler)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -210,50 +208,176 @@ where
         .layer(axum::middleware::from_fn(log_request))
 }
 
-/// What a request requires, from its method and path (contract section 7).
+/// One route of the demo: the router's pattern, the methods it answers, what it requires,
+/// and its handler. [`app_with`] builds the router from these and [`route_table`] the
+/// layer's policy, so both always agree on every pattern and method.
+pub struct DemoRoute {
+    /// The pattern, in axum's syntax.
+    pub pattern: &'static str,
+    /// The methods it answers ([`Methods::GET`] with HEAD, as axum's `get`).
+    pub methods: Methods,
+    /// What a request requires.
+    pub access: Access,
+    /// The path parameter naming the tenant, on tenant resources.
+    pub tenant_param: Option<&'static str>,
+    /// The handler.
+    pub handler: MethodRouter<AppState>,
+}
+
+/// The resources of a tenant: name, list and item patterns, what they require.
+pub const TENANT_RESOURCES: [(&str, &str, &str, Permission); 3] = [
+    (
+        "domains",
+        "/v1/tenants/{tenant}/domains",
+        "/v1/tenants/{tenant}/domains/{*rest}",
+        Permission::DomainsManage,
+    ),
+    (
+        "webhooks",
+        "/v1/tenants/{tenant}/webhooks",
+        "/v1/tenants/{tenant}/webhooks/{*rest}",
+        Permission::WebhooksManage,
+    ),
+    (
+        "suppressions",
+        "/v1/tenants/{tenant}/suppressions",
+        "/v1/tenants/{tenant}/suppressions/{*rest}",
+        Permission::SuppressionsManage,
+    ),
+];
+
+/// The routes of contract section 7.
 ///
-/// Matching is by whole segments of the raw path, as the router matches. Everything under a
-/// prefix of the table requires at least that entry (`GET /v1/emails/{id}/deliveries` needs
-/// `emails:read`, then gets 404): stricter than the table, never looser. Anything else needs a
-/// valid key (then 404 or 405). The tenant of `/v1/tenants/{id}/…` is percent-decoded the way
-/// axum's `Path` decodes it, so the tenant the layer checks is the one the handler sees.
-pub fn policy(req: &RequestHead<'_>) -> Access {
-    route_access(req.method, req.uri.path())
-}
-
-fn route_access(method: &Method, path: &str) -> Access {
-    if path == "/health" {
-        return Access::Public;
-    }
-    let Some(rest) = path.strip_prefix("/v1/") else {
-        return Access::any_key();
+/// Tenant-scoped keys (contract section 5) reach their own tenant's resources and
+/// `GET /v1/limits` (which is about the key itself). Every other route acts for the whole
+/// organisation and is organisation-only: emails are not kept per tenant here (the list
+/// shows every email), and `/v1/platform/webhooks` configures the organisation's own
+/// webhooks.
+pub fn routes() -> Vec<DemoRoute> {
+    let org = |p: Permission| Access::require(p).organisation_only();
+    let route = |pattern, methods, access, handler| DemoRoute {
+        pattern,
+        methods,
+        access,
+        tenant_param: None,
+        handler,
     };
-    let segments: Vec<&str> = rest.split('/').collect();
-    let read = method == Method::GET || method == Method::HEAD;
-    match segments.as_slice() {
-        ["emails", ..] if method == Method::POST => Access::require(Permission::EmailsSend),
-        ["emails", ..] if read => Access::require(Permission::EmailsRead),
-        ["tenants", tenant, resource, ..] => {
-            let access = match *resource {
-                "domains" => Access::require(Permission::DomainsManage),
-                "webhooks" => Access::require(Permission::WebhooksManage),
-                "suppressions" => Access::require(Permission::SuppressionsManage),
-                _ => Access::any_key(),
-            };
-            access.for_tenant(percent_decode(tenant))
-        }
-        ["tenants", tenant] => Access::any_key().for_tenant(percent_decode(tenant)),
-        ["platform", "webhooks", ..] => Access::require(Permission::WebhooksManage),
-        _ => Access::any_key(),
+    let mut routes = vec![
+        route(
+            "/health",
+            Methods::GET,
+            Access::Public,
+            on_methods(Methods::GET, health),
+        ),
+        route(
+            "/v1/emails",
+            Methods::POST,
+            org(Permission::EmailsSend),
+            on_methods(Methods::POST, send_email),
+        ),
+        route(
+            "/v1/emails",
+            Methods::GET,
+            org(Permission::EmailsRead),
+            on_methods(Methods::GET, list_emails),
+        ),
+        route(
+            "/v1/emails/batch",
+            Methods::POST,
+            org(Permission::EmailsSend),
+            on_methods(Methods::POST, send_batch),
+        ),
+        route(
+            "/v1/emails/raw",
+            Methods::POST,
+            org(Permission::EmailsSend),
+            on_methods(Methods::POST, send_raw),
+        ),
+        route(
+            "/v1/emails/{id}",
+            Methods::GET,
+            org(Permission::EmailsRead),
+            on_methods(Methods::GET, get_email),
+        ),
+        route(
+            "/v1/limits",
+            Methods::GET,
+            Access::any_key(),
+            on_methods(Methods::GET, limits),
+        ),
+        route(
+            "/v1/platform/webhooks",
+            Methods::ANY,
+            org(Permission::WebhooksManage),
+            on_methods(Methods::ANY, platform_webhooks),
+        ),
+        route(
+            "/v1/platform/webhooks/{*rest}",
+            Methods::ANY,
+            org(Permission::WebhooksManage),
+            on_methods(Methods::ANY, platform_webhook_item),
+        ),
+    ];
+    for (resource, list, item, permission) in TENANT_RESOURCES {
+        routes.push(DemoRoute {
+            pattern: list,
+            methods: Methods::ANY,
+            access: Access::require(permission),
+            tenant_param: Some("tenant"),
+            handler: any(move |method, path, rid| tenant_resource(resource, method, path, rid)),
+        });
+        routes.push(DemoRoute {
+            pattern: item,
+            methods: Methods::ANY,
+            access: Access::require(permission),
+            tenant_param: Some("tenant"),
+            handler: any(move |method, path, rid| tenant_item(resource, method, path, rid)),
+        });
     }
+    routes
 }
 
-/// Percent-decoding as axum's `Path` does it (with the same crate). Invalid UTF-8 is left
-/// undecoded: the router refuses such a path segment anyway.
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .map_or_else(|_| s.to_owned(), |d| d.into_owned())
+/// The layer's policy: [`routes`] as a `RouteTable`. Anything else (unknown path or
+/// method) needs a full-access organisation key, then gets the router's 404 or 405.
+pub fn route_table() -> RouteTable {
+    routes()
+        .into_iter()
+        .fold(RouteTable::builder(), |table, r| match r.tenant_param {
+            Some(param) => table.tenant_route(r.pattern, r.methods, param, r.access),
+            None => table.route(r.pattern, r.methods, r.access),
+        })
+        .build()
+        .expect("the demo's routes are valid patterns")
+}
+
+/// `handler` on exactly `methods` (GET with HEAD, as `get`; `ANY` as `any`).
+pub fn on_methods<H, T, S>(methods: Methods, handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    if methods == Methods::ANY {
+        return any(handler);
+    }
+    let filters = [
+        (Methods::GET, MethodFilter::GET),
+        (Methods::HEAD, MethodFilter::HEAD),
+        (Methods::POST, MethodFilter::POST),
+        (Methods::PUT, MethodFilter::PUT),
+        (Methods::PATCH, MethodFilter::PATCH),
+        (Methods::DELETE, MethodFilter::DELETE),
+        (Methods::OPTIONS, MethodFilter::OPTIONS),
+        (Methods::TRACE, MethodFilter::TRACE),
+        (Methods::CONNECT, MethodFilter::CONNECT),
+    ];
+    let filter = filters
+        .iter()
+        .filter(|(m, _)| methods.contains(*m))
+        .map(|(_, f)| *f)
+        .reduce(MethodFilter::or)
+        .expect("a demo route has at least one method besides ANY");
+    on(filter, handler)
 }
 
 /// The request id of a request (its valid `X-Request-Id`, or a fresh `req_` id).
@@ -696,19 +820,15 @@ fn permission_names(p: Permissions) -> Vec<&'static str> {
     p.iter().map(Permission::as_str).collect()
 }
 
-const TENANT_RESOURCES: [&str; 3] = ["domains", "webhooks", "suppressions"];
-
 /// `/v1/tenants/{tenant}/{domains|webhooks|suppressions}`: list (GET) or create (POST).
 async fn tenant_resource(
+    resource: &'static str,
     method: Method,
-    JsonPath((tenant, resource)): JsonPath<(String, String)>,
+    JsonPath(tenant): JsonPath<String>,
     rid: Rid,
 ) -> Response {
-    if !TENANT_RESOURCES.contains(&resource.as_str()) {
-        return not_found(rid).await;
-    }
     if method == Method::GET || method == Method::HEAD {
-        return match resource.as_str() {
+        return match resource {
             // Page-number pagination, like GET /v1/emails.
             "suppressions" => reply(
                 &rid,
@@ -720,25 +840,23 @@ async fn tenant_resource(
             ),
             _ => {
                 let mut data = Map::new();
-                data.insert(resource, json!([]));
+                data.insert(resource.into(), json!([]));
                 data.insert("tenantId".into(), tenant.into());
                 ok(&rid, Value::Object(data))
             }
         };
     }
-    stub(&rid, &method, &tenant, &resource, None)
+    stub(&rid, &method, &tenant, resource, None)
 }
 
 /// `/v1/tenants/{tenant}/{resource}/…`: one item of a tenant resource.
 async fn tenant_item(
+    resource: &'static str,
     method: Method,
-    JsonPath((tenant, resource, rest)): JsonPath<(String, String, String)>,
+    JsonPath((tenant, rest)): JsonPath<(String, String)>,
     rid: Rid,
 ) -> Response {
-    if !TENANT_RESOURCES.contains(&resource.as_str()) {
-        return not_found(rid).await;
-    }
-    stub(&rid, &method, &tenant, &resource, Some(&rest))
+    stub(&rid, &method, &tenant, resource, Some(&rest))
 }
 
 /// `/v1/platform/webhooks`: list (GET) or create.
@@ -1365,9 +1483,7 @@ mod tests {
     }
 
     #[test]
-    fn decoding() {
-        assert_eq!(percent_decode("tn%5F42"), "tn_42");
-        assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
-        assert_eq!(percent_decode("%ff"), "%ff");
+    fn the_route_table_builds() {
+        let _ = route_table();
     }
 }

@@ -17,7 +17,7 @@ use crate::authenticated::AuthenticatedKey;
 use crate::body::ArkAuthBody;
 use crate::key::{KeyHash, KeyRecord};
 use crate::permission::Permissions;
-use crate::policy::{Access, AccessPolicy, RequestHead};
+use crate::policy::{Access, AccessPolicy, KeyScope, RequestHead};
 use crate::rate_limit::LimiterError;
 use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter};
 use crate::response::{set_rate_limit_headers, Rejection, Reply};
@@ -230,12 +230,9 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let shared = &*self.shared;
-        let (permissions, tenant) = match shared.policy.access(&RequestHead::of(&req)) {
+        let (permissions, scope) = match shared.policy.access(&RequestHead::of(&req)) {
             Access::Public => return ResponseFuture::calling(self.inner.call(req), None),
-            Access::Key {
-                permissions,
-                tenant,
-            } => (permissions, tenant),
+            Access::Key { permissions, scope } => (permissions, scope),
         };
         let token = match bearer_token(req.headers()) {
             Ok(token) => token,
@@ -248,7 +245,7 @@ where
         let need = Need {
             hash: KeyHash::of(&token),
             permissions,
-            tenant,
+            scope,
         };
         let found = match catch_unwind(AssertUnwindSafe(|| shared.store.lookup(&need.hash))) {
             Ok(Answer::Now(found)) => found.map_err(Failure::Error),
@@ -302,7 +299,7 @@ impl<S: Clone, K, L, P> ArkAuth<S, K, L, P> {
 struct Need {
     hash: KeyHash,
     permissions: Permissions,
-    tenant: Option<String>,
+    scope: KeyScope,
 }
 
 /// A request waiting for the store or the limiter (boxed: only asynchronous stores and
@@ -499,14 +496,18 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
                 required: need.permissions,
                 limit: None,
             })
-        } else if matches!((record.tenant(), need.tenant.as_deref()), (Some(k), Some(r)) if k != r)
-        {
-            Some(Rejection::OtherTenant {
-                required: need.permissions,
-                limit: None,
-            })
         } else {
-            None
+            match (record.tenant(), &need.scope) {
+                (Some(k), KeyScope::Tenant(r)) if k != r => Some(Rejection::OtherTenant {
+                    required: need.permissions,
+                    limit: None,
+                }),
+                (Some(_), KeyScope::Organisation) => Some(Rejection::OrganisationOnly {
+                    required: need.permissions,
+                    limit: None,
+                }),
+                _ => None,
+            }
         };
         Ok((record, denied))
     }
@@ -708,6 +709,10 @@ fn with_limit(rejection: Rejection, d: RateLimitDecision) -> Rejection {
             limit: Some(d),
         },
         Rejection::OtherTenant { required, .. } => Rejection::OtherTenant {
+            required,
+            limit: Some(d),
+        },
+        Rejection::OrganisationOnly { required, .. } => Rejection::OrganisationOnly {
             required,
             limit: Some(d),
         },

@@ -37,7 +37,8 @@
 //! # Cargo features
 //!
 //! - `serde`: the JSON keys-file loader (module `keys_file`).
-//! - `axum`: [`AuthenticatedKey`] as an axum extractor.
+//! - `axum`: [`AuthenticatedKey`] as an axum extractor; [`RouteTable`] reads the path of
+//!   axum's `OriginalUri` (the full path, also behind `nest`).
 //! - `cache`: the verification cache `cache::CachedKeyStore` in front of any store.
 //! - `postgres`: the PostgreSQL key store `postgres::PostgresKeyStore` with its schema,
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
@@ -59,6 +60,8 @@ mod policy;
 mod rate_limit;
 mod redact;
 mod response;
+mod route_path;
+mod route_table;
 mod store;
 mod token;
 
@@ -86,7 +89,7 @@ pub use key::{
 };
 pub use layer::{ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT};
 pub use permission::{Permission, Permissions, UnknownPermission};
-pub use policy::{Access, AccessPolicy, RequestHead};
+pub use policy::{Access, AccessPolicy, KeyScope, RequestHead};
 pub use rate_limit::{
     BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter,
 };
@@ -94,6 +97,7 @@ pub use redact::repeats_credentials;
 pub use response::{
     ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };
+pub use route_table::{Methods, RouteTable, RouteTableBuilder, RouteTableError};
 pub use store::{BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore, StoreError};
 pub use token::{
     bearer_token, parse_authorization, CredentialError, Environment, Token, UnknownEnvironment,

@@ -38,22 +38,37 @@ impl<'a> RequestHead<'a> {
 ///
 /// let send = Access::require(Permission::EmailsSend);
 /// let tenant_domains = Access::require(Permission::DomainsManage).for_tenant("tn_42");
+/// let platform = Access::require(Permission::WebhooksManage).organisation_only();
 /// let any_key = Access::any_key();
 /// let health = Access::Public;
-/// # let _ = (send, tenant_domains, any_key, health);
+/// # let _ = (send, tenant_domains, platform, any_key, health);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     /// No authentication at all: the request goes straight to the inner service.
     Public,
-    /// A valid key holding every permission of the set, and, when `tenant` is given, either
-    /// organisation-level or scoped to that tenant.
+    /// A valid key holding every permission of the set, of a kind `scope` accepts.
     Key {
         /// Permissions the key must hold (empty: any valid key).
         permissions: Permissions,
-        /// The tenant whose resource the request addresses.
-        tenant: Option<String>,
+        /// Which keys may act: any, an organisation-level key or one of a tenant, or only an
+        /// organisation-level key.
+        scope: KeyScope,
     },
+}
+
+/// Which keys a request accepts, by how they are scoped (contract section 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Organisation-level and tenant-scoped keys alike: the request addresses nothing that
+    /// belongs to a tenant (for example what the key itself may do).
+    Any,
+    /// The request addresses this tenant's resources: organisation-level keys, and keys
+    /// scoped to this tenant. A key scoped to another tenant gets 403 `permission_denied`.
+    Tenant(String),
+    /// The request acts for the whole organisation: only organisation-level keys. A
+    /// tenant-scoped key gets 403 `permission_denied`.
+    Organisation,
 }
 
 impl Access {
@@ -61,7 +76,7 @@ impl Access {
     pub const fn any_key() -> Self {
         Access::Key {
             permissions: Permissions::NONE,
-            tenant: None,
+            scope: KeyScope::Any,
         }
     }
 
@@ -69,18 +84,42 @@ impl Access {
     pub fn require(permissions: impl Into<Permissions>) -> Self {
         Access::Key {
             permissions: permissions.into(),
-            tenant: None,
+            scope: KeyScope::Any,
         }
     }
 
     /// The request addresses `tenant`'s resources: a key scoped to another tenant is
-    /// refused. No effect on [`Access::Public`].
+    /// refused. No effect on [`Access::Public`], nor on an organisation-only requirement
+    /// (the stricter of the two stays).
     pub fn for_tenant(self, tenant: impl Into<String>) -> Self {
+        match self {
+            Access::Key {
+                permissions,
+                scope: KeyScope::Any | KeyScope::Tenant(_),
+            } => Access::Key {
+                permissions,
+                scope: KeyScope::Tenant(tenant.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// The request acts for the whole organisation: tenant-scoped keys are refused (403
+    /// `permission_denied`), whatever tenant they belong to. No effect on
+    /// [`Access::Public`].
+    ///
+    /// ```
+    /// use ark_auth::{Access, KeyScope, Permission};
+    ///
+    /// let access = Access::require(Permission::WebhooksManage).organisation_only();
+    /// assert!(matches!(access, Access::Key { scope: KeyScope::Organisation, .. }));
+    /// ```
+    pub fn organisation_only(self) -> Self {
         match self {
             Access::Public => Access::Public,
             Access::Key { permissions, .. } => Access::Key {
                 permissions,
-                tenant: Some(tenant.into()),
+                scope: KeyScope::Organisation,
             },
         }
     }
@@ -88,17 +127,33 @@ impl Access {
 
 /// Decides per request what it requires.
 ///
-/// Implemented for closures `Fn(&RequestHead<'_>) -> Access`, and by [`Access`] itself for a
-/// fixed requirement.
+/// Implemented by [`RouteTable`](crate::RouteTable) (routes declared in the router's own
+/// pattern syntax, matched as the router matches them, failing closed on anything else: the
+/// policy to use with a router), for closures `Fn(&RequestHead<'_>) -> Access`, and by
+/// [`Access`] itself for a fixed requirement.
+///
+/// A closure sees the request as it is, and its pitfalls are the user's to avoid:
+///
+/// - `req.uri.path()` is the raw path. A router that decodes path parameters serves
+///   `/v1/tenants/tn_1/%64omains` to a `{resource}` handler as `domains`, while a closure
+///   comparing strings sees `%64omains`.
+/// - Behind axum's `nest("/v1", …)` with the layer as a `route_layer` of the nested router,
+///   the path is the one without the prefix (`/tenants/…`), so a closure written with full
+///   paths matches nothing there.
+/// - A permissive default arm (`_ => Access::any_key()`) turns every path the closure did
+///   not foresee, including both cases above, into "any valid key".
+///
+/// [`RouteTable`](crate::RouteTable) avoids all three.
 ///
 /// ```
-/// use ark_auth::{Access, AccessPolicy, Permission, RequestHead};
+/// use ark_auth::{Access, AccessPolicy, Permission, Permissions, RequestHead};
 /// use http::Method;
 ///
 /// let policy = |req: &RequestHead<'_>| match (req.method, req.uri.path()) {
 ///     (_, "/health") => Access::Public,
 ///     (&Method::POST, "/v1/emails") => Access::require(Permission::EmailsSend),
-///     _ => Access::any_key(),
+///     // Fail closed on everything else.
+///     _ => Access::require(Permissions::ALL).organisation_only(),
 /// };
 /// let req = http::Request::post("/v1/emails").body(()).unwrap();
 /// assert_eq!(policy.access(&RequestHead::of(&req)), Access::require(Permission::EmailsSend));

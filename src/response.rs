@@ -104,6 +104,11 @@ pub(crate) enum Rejection {
         required: Permissions,
         limit: Option<RateLimitDecision>,
     },
+    /// A tenant-scoped key on a route for organisation-level keys only.
+    OrganisationOnly {
+        required: Permissions,
+        limit: Option<RateLimitDecision>,
+    },
     RateLimited(RateLimitDecision),
     Unavailable,
 }
@@ -214,9 +219,9 @@ impl Rejection {
             | Rejection::UnknownKey
             | Rejection::EnvironmentNotAccepted(_) => ErrorCode::InvalidApiKey,
             Rejection::Revoked | Rejection::Expired => ErrorCode::ExpiredApiKey,
-            Rejection::MissingPermissions { .. } | Rejection::OtherTenant { .. } => {
-                ErrorCode::PermissionDenied
-            }
+            Rejection::MissingPermissions { .. }
+            | Rejection::OtherTenant { .. }
+            | Rejection::OrganisationOnly { .. } => ErrorCode::PermissionDenied,
             Rejection::RateLimited(_) => ErrorCode::RateLimitExceeded,
             Rejection::Unavailable => ErrorCode::ServiceUnavailable,
         }
@@ -276,6 +281,12 @@ impl Rejection {
                 Fixed("API key is scoped to another tenant"),
                 Fixed("Use a key scoped to this tenant, or an organisation-level key"),
             ),
+            Rejection::OrganisationOnly { .. } => (
+                Fixed(
+                    "API key is scoped to a tenant; this request needs an organisation-level key",
+                ),
+                Fixed("Use an organisation-level key"),
+            ),
             Rejection::RateLimited(d) => (
                 Text::Number(
                     "Rate limit exceeded: ",
@@ -317,16 +328,17 @@ impl Rejection {
             Rejection::Revoked => invalid_token!("The API key has been revoked"),
             Rejection::Expired => invalid_token!("The API key has expired"),
             Rejection::MissingPermissions { required, .. }
-            | Rejection::OtherTenant { required, .. } => insufficient_scope(*required),
+            | Rejection::OtherTenant { required, .. }
+            | Rejection::OrganisationOnly { required, .. } => insufficient_scope(*required),
             Rejection::RateLimited(_) | Rejection::Unavailable => return None,
         })
     }
 
     fn limit(&self) -> Option<&RateLimitDecision> {
         match self {
-            Rejection::MissingPermissions { limit, .. } | Rejection::OtherTenant { limit, .. } => {
-                limit.as_ref()
-            }
+            Rejection::MissingPermissions { limit, .. }
+            | Rejection::OtherTenant { limit, .. }
+            | Rejection::OrganisationOnly { limit, .. } => limit.as_ref(),
             Rejection::RateLimited(d) => Some(d),
             _ => None,
         }
