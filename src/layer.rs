@@ -94,12 +94,19 @@ pub struct ArkAuthLayer<K, L = MemoryRateLimiter, P = Access> {
 }
 
 impl<K: KeyStore + Clone> ArkAuthLayer<K> {
-    /// A layer over `store` accepting any valid key of either environment, with an
-    /// in-memory rate limiter at 10 requests per second per key.
+    /// A layer over `store` accepting any valid key of either environment, with the
+    /// process-wide in-memory rate limiter ([`MemoryRateLimiter::shared`]) at 10 requests
+    /// per second per key.
+    ///
+    /// One limit per key: every layer built with `new` counts in that one limiter, keyed by
+    /// the key's hash, so layers per route (axum's `route_layer`), layers over clones of one
+    /// store or over different stores all admit a key's limit once in total. A fleet of
+    /// processes shares a limit through a shared limiter instead
+    /// ([`rate_limiter`](Self::rate_limiter)).
     pub fn new(store: K) -> Self {
         ArkAuthLayer {
             store,
-            limiter: MemoryRateLimiter::new(),
+            limiter: MemoryRateLimiter::shared(),
             policy: Access::any_key(),
             options: Options {
                 environments: Environment::Live.bit() | Environment::Test.bit(),
