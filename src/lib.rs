@@ -48,6 +48,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod body;
+mod drain;
 mod key;
 mod layer;
 mod permission;
@@ -69,6 +70,7 @@ pub mod postgres;
 pub mod redis;
 
 pub use body::ArkAuthBody;
+pub use drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
 #[cfg(feature = "axum")]
 pub use extract::MissingAuthenticatedKey;
 pub use key::{

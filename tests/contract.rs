@@ -1992,7 +1992,7 @@ fn wrong_secret_and_unknown_key_take_the_same_path() {
         };
         let mut svc = tower::ServiceBuilder::new()
             .layer(ArkAuthLayer::new(store))
-            .service(tower::service_fn(|_req: http::Request<()>| async {
+            .service(tower::service_fn(|_req: http::Request<String>| async {
                 Ok::<_, Infallible>(http::Response::new(
                     http_body_util::Empty::<bytes::Bytes>::new(),
                 ))
@@ -2008,7 +2008,7 @@ fn wrong_secret_and_unknown_key_take_the_same_path() {
             let req = http::Request::get("/")
                 .header("authorization", format!("Bearer {c}"))
                 .header("x-request-id", "same-id")
-                .body(())
+                .body(String::new())
                 .unwrap();
             let res = svc.ready().await.unwrap().call(req).await.unwrap();
             assert_eq!(res.status(), 401);
@@ -2024,7 +2024,7 @@ fn wrong_secret_and_unknown_key_take_the_same_path() {
         // The real key, for contrast: one lookup, a hit.
         let req = http::Request::get("/")
             .header("authorization", format!("Bearer {t}"))
-            .body(())
+            .body(String::new())
             .unwrap();
         let res = svc.ready().await.unwrap().call(req).await.unwrap();
         assert_eq!(res.status(), 200);
