@@ -177,8 +177,8 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
     }
 
     /// How much of a refused HTTP/1 request's body the layer reads and discards before it
-    /// answers, and for how long it waits for it (defaults [`DEFAULT_DRAIN_LIMIT`], 256 KiB,
-    /// and [`DEFAULT_DRAIN_TIMEOUT`], 1 second).
+    /// answers, and for how long it waits for it (defaults [`DEFAULT_DRAIN_LIMIT`](crate::DEFAULT_DRAIN_LIMIT), 256 KiB,
+    /// and [`DEFAULT_DRAIN_TIMEOUT`](crate::DEFAULT_DRAIN_TIMEOUT), 1 second).
     ///
     /// Reading the whole body keeps the keep-alive connection usable for the client's next
     /// request. A body announced larger than `max_bytes` (its `Content-Length`) is not read;
