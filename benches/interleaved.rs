@@ -38,11 +38,11 @@ type Runner = Box<dyn FnMut(usize) -> Duration>;
 #[inline(never)]
 fn timed_batch<S, RB>(
     svc: &mut S,
-    batch: &mut Vec<Request<()>>,
+    batch: &mut Vec<Request<ReqBody>>,
     out: &mut Vec<Response<RB>>,
     drop_inside: bool,
 ) where
-    S: Service<Request<()>, Response = Response<RB>>,
+    S: Service<Request<ReqBody>, Response = Response<RB>>,
     S::Error: Debug,
 {
     for req in batch.drain(..) {
@@ -56,16 +56,16 @@ fn timed_batch<S, RB>(
 /// Clones `n` requests (untimed), then times `timed_batch`.
 fn stack_runner<S, RB>(
     mut svc: S,
-    templates: Vec<Request<()>>,
+    templates: Vec<Request<ReqBody>>,
     expect: u16,
     drop_inside: bool,
 ) -> Runner
 where
-    S: Service<Request<()>, Response = Response<RB>> + 'static,
+    S: Service<Request<ReqBody>, Response = Response<RB>> + 'static,
     S::Error: Debug,
     RB: 'static,
 {
-    let mut batch: Vec<Request<()>> = Vec::new();
+    let mut batch: Vec<Request<ReqBody>> = Vec::new();
     let mut out: Vec<Response<RB>> = Vec::new();
     let mut k = 0usize;
     Box::new(move |n| {
@@ -130,7 +130,7 @@ fn main() {
     let store = || store100k.get_or_init(|| ark_store(100_000)).clone();
     let ark100k = std::cell::OnceCell::new();
     let ark = || ark100k.get_or_init(|| ark_layer(store())).clone();
-    let reject = |tokens: Vec<Request<()>>, status: u16| -> Build<'_> {
+    let reject = |tokens: Vec<Request<ReqBody>>, status: u16| -> Build<'_> {
         Box::new(move || stack_runner(ark().layer(inner()), tokens, status, d))
     };
     let builders: Vec<(&str, Build<'_>)> = vec![

@@ -28,9 +28,9 @@ use tower::{Layer, Service};
 type Runner = Box<dyn FnMut(usize) -> Duration>;
 
 #[inline(never)]
-fn timed_batch<S, RB>(svc: &mut S, batch: &mut Vec<Request<()>>, out: &mut Vec<Response<RB>>)
+fn timed_batch<S, RB>(svc: &mut S, batch: &mut Vec<Request<ReqBody>>, out: &mut Vec<Response<RB>>)
 where
-    S: Service<Request<()>, Response = Response<RB>>,
+    S: Service<Request<ReqBody>, Response = Response<RB>>,
     S::Error: std::fmt::Debug,
 {
     for req in batch.drain(..) {
@@ -38,9 +38,9 @@ where
     }
 }
 
-fn runner<S, RB>(mut svc: S, templates: Vec<Request<()>>) -> Runner
+fn runner<S, RB>(mut svc: S, templates: Vec<Request<ReqBody>>) -> Runner
 where
-    S: Service<Request<()>, Response = Response<RB>> + 'static,
+    S: Service<Request<ReqBody>, Response = Response<RB>> + 'static,
     S::Error: std::fmt::Debug,
     RB: 'static,
 {

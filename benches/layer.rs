@@ -34,10 +34,10 @@ fn stack<S, RB>(
     g: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
     mut svc: S,
-    templates: &[Request<()>],
+    templates: &[Request<ReqBody>],
     expect: u16,
 ) where
-    S: Service<Request<()>, Response = Response<RB>>,
+    S: Service<Request<ReqBody>, Response = Response<RB>>,
     S::Error: Debug,
 {
     for t in templates {
@@ -69,7 +69,7 @@ fn bench_stacks(c: &mut Criterion) {
     let token0 = key_token(0);
     let good = vec![bearer_request(&token0)];
     // 1024 different keys spread over 0..100k
-    let rotating: Vec<Request<()>> = (0..1024u64)
+    let rotating: Vec<Request<ReqBody>> = (0..1024u64)
         .map(|i| bearer_request(&key_token(i * 97)))
         .collect();
 

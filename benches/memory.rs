@@ -30,7 +30,7 @@ fn net_bytes(region: &Region<'_, System>) -> isize {
 /// Heap allocations per call of `svc` on `req`, over `calls` calls (responses dropped).
 fn allocs_per_call<S>(mut svc: S, auth: Option<&str>, calls: usize) -> f64
 where
-    S: tower::Service<http::Request<()>>,
+    S: tower::Service<http::Request<ReqBody>>,
     S::Error: std::fmt::Debug,
 {
     let reqs: Vec<_> = (0..calls).map(|_| typical_request(auth)).collect();

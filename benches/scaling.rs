@@ -41,11 +41,11 @@ fn throughput<S, B>(
     threads: usize,
     calls: usize,
     make: &(dyn Fn() -> S + Sync),
-    req: &(dyn Fn(usize) -> Request<()> + Sync),
+    req: &(dyn Fn(usize) -> Request<ReqBody> + Sync),
     expect: u16,
 ) -> Sample
 where
-    S: Service<Request<()>, Response = http::Response<B>> + Send,
+    S: Service<Request<ReqBody>, Response = http::Response<B>> + Send,
     S::Error: std::fmt::Debug,
 {
     let barrier = Barrier::new(threads + 1);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use http::header::{HeaderValue, CONNECTION};
 use http::{Request, Response};
+use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -15,6 +17,7 @@ use tower_service::Service;
 use crate::answer::Answer;
 use crate::authenticated::AuthenticatedKey;
 use crate::body::ArkAuthBody;
+use crate::drain::{plan, Drain, DrainBound, Drained, Plan};
 use crate::key::{KeyHash, KeyRecord};
 use crate::permission::Permissions;
 use crate::policy::{Access, AccessPolicy, KeyScope, RequestHead};
@@ -44,6 +47,7 @@ struct Options {
     default_quota: Quota,
     timeout: Duration,
     limiter_failure: LimiterFailure,
+    drain: DrainBound,
 }
 
 /// Puts Ark API-key authentication in front of a service.
@@ -96,18 +100,26 @@ pub struct ArkAuthLayer<K, L = MemoryRateLimiter, P = Access> {
 }
 
 impl<K: KeyStore + Clone> ArkAuthLayer<K> {
-    /// A layer over `store` accepting any valid key of either environment, with an
-    /// in-memory rate limiter at 10 requests per second per key.
+    /// A layer over `store` accepting any valid key of either environment, with the
+    /// process-wide in-memory rate limiter ([`MemoryRateLimiter::shared`]) at 10 requests
+    /// per second per key.
+    ///
+    /// One limit per key: every layer built with `new` counts in that one limiter, keyed by
+    /// the key's hash, so layers per route (axum's `route_layer`), layers over clones of one
+    /// store or over different stores all admit a key's limit once in total. A fleet of
+    /// processes shares a limit through a shared limiter instead
+    /// ([`rate_limiter`](Self::rate_limiter)).
     pub fn new(store: K) -> Self {
         ArkAuthLayer {
             store,
-            limiter: MemoryRateLimiter::new(),
+            limiter: MemoryRateLimiter::shared(),
             policy: Access::any_key(),
             options: Options {
                 environments: Environment::Live.bit() | Environment::Test.bit(),
                 default_quota: Quota::DEFAULT,
                 timeout: DEFAULT_TIMEOUT,
                 limiter_failure: LimiterFailure::Allow,
+                drain: DrainBound::DEFAULT,
             },
         }
     }
@@ -165,6 +177,31 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
         self.options.limiter_failure = behaviour;
         self
     }
+
+    /// How much of a refused HTTP/1 request's body the layer reads and discards before it
+    /// answers, and for how long it waits for it (defaults [`DEFAULT_DRAIN_LIMIT`](crate::DEFAULT_DRAIN_LIMIT), 256 KiB,
+    /// and [`DEFAULT_DRAIN_TIMEOUT`](crate::DEFAULT_DRAIN_TIMEOUT), 1 second).
+    ///
+    /// Reading the whole body keeps the keep-alive connection usable for the client's next
+    /// request. A body announced larger than `max_bytes` (its `Content-Length`) is not read;
+    /// one that turns out larger, arrives too slowly, fails, or whose client waits for
+    /// `100 Continue` gets its answer with `Connection: close`, and the connection ends after
+    /// the response. HTTP/2 and HTTP/3 bodies are never read: dropping one resets its own
+    /// stream only. Accepted requests are not affected. `max_bytes` 0 reads nothing (every
+    /// refused request with a body closes its connection).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ark_auth::{ArkAuthLayer, MemoryKeyStore};
+    ///
+    /// let layer = ArkAuthLayer::new(MemoryKeyStore::new())
+    ///     .drain_refused_bodies(64 * 1024, Duration::from_millis(500));
+    /// # drop(layer);
+    /// ```
+    pub fn drain_refused_bodies(mut self, max_bytes: u64, timeout: Duration) -> Self {
+        self.options.drain = DrainBound { max_bytes, timeout };
+        self
+    }
 }
 
 impl<S, K: Clone, L: Clone, P: Clone> Layer<S> for ArkAuthLayer<K, L, P> {
@@ -216,6 +253,7 @@ impl<S: std::fmt::Debug, K, L, P> std::fmt::Debug for ArkAuth<S, K, L, P> {
 impl<S, B, ResBody, K, L, P> Service<Request<B>> for ArkAuth<S, K, L, P>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    B: Body,
     K: KeyStore,
     L: RateLimiter,
     P: AccessPolicy,
@@ -236,11 +274,15 @@ where
         };
         let token = match bearer_token(req.headers()) {
             Ok(token) => token,
-            Err(e) => return ResponseFuture::rejected(Rejection::Credentials(e), &req),
+            Err(e) => return ResponseFuture::rejected(Rejection::Credentials(e), req, shared),
         };
         let environment = token.environment();
         if shared.options.environments & environment.bit() == 0 {
-            return ResponseFuture::rejected(Rejection::EnvironmentNotAccepted(environment), &req);
+            return ResponseFuture::rejected(
+                Rejection::EnvironmentNotAccepted(environment),
+                req,
+                shared,
+            );
         }
         let need = Need {
             hash: KeyHash::of(&token),
@@ -263,7 +305,7 @@ where
                 ResponseFuture::calling(self.inner.call(req), limit)
             }
             Authorized::Decided(Decision::Reject(rejection)) => {
-                ResponseFuture::rejected(rejection, &req)
+                ResponseFuture::rejected(rejection, req, shared)
             }
             Authorized::WaitLimit {
                 fut,
@@ -328,7 +370,11 @@ pin_project! {
             denied: Option<Rejection>,
         },
         Call { #[pin] fut: SF, limit: Option<RateLimitDecision> },
-        Reject { rejection: Option<(Rejection, Reply)> },
+        Reject {
+            rejection: Option<(Rejection, Reply)>,
+            // A refused HTTP/1 request's body still to be read (boxed: most refusals have none).
+            drain: Option<Pin<Box<Drain<B>>>>,
+        },
     }
 }
 
@@ -390,9 +436,12 @@ where
         }
     }
 
-    fn rejected(rejection: Rejection, req: &Request<B>) -> Self {
+    fn rejected<Q>(rejection: Rejection, req: Request<B>, shared: &Shared<K, L, Q>) -> Self
+    where
+        B: Body,
+    {
         ResponseFuture {
-            state: reject_state(rejection, req),
+            state: reject_state(rejection, req, shared.options.drain),
             waiting: None,
         }
     }
@@ -411,9 +460,10 @@ where
     }
 }
 
-fn reject_state<S, B, LF, RF, SF>(
+fn reject_state<S, B: Body, LF, RF, SF>(
     rejection: Rejection,
-    req: &Request<B>,
+    req: Request<B>,
+    bound: DrainBound,
 ) -> State<S, B, LF, RF, SF> {
     let reply = Reply::for_request(req.version(), req.headers());
     // The code and the request id only: never a header, the path or the query string (a
@@ -423,8 +473,20 @@ fn reject_state<S, B, LF, RF, SF>(
         request_id = reply.id().as_str(),
         "ark-auth: request rejected"
     );
+    let body = req.body();
+    let drain = match plan(
+        req.version(),
+        req.headers(),
+        body.is_end_stream(),
+        body.size_hint().lower(),
+        bound,
+    ) {
+        Plan::Answer => None,
+        p => Some(Box::pin(Drain::new(req.into_body(), p, bound))),
+    };
     State::Reject {
         rejection: Some((rejection, reply)),
+        drain,
     }
 }
 
@@ -454,7 +516,7 @@ where
     }
 }
 
-fn start_deadline(timeout: Duration) -> Option<Pin<Box<tokio::time::Sleep>>> {
+pub(crate) fn start_deadline(timeout: Duration) -> Option<Pin<Box<tokio::time::Sleep>>> {
     tokio::runtime::Handle::try_current().ok()?;
     // A runtime without timers panics here; then there is no deadline.
     catch_unwind(|| Box::pin(tokio::time::sleep(timeout))).ok()
@@ -587,9 +649,10 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
     ) -> State<S, B, K::Future, L::Future, S::Future>
     where
         S: Service<Request<B>>,
+        B: Body,
     {
         match self.authorize(found, &pending.need) {
-            Authorized::Decided(decision) => enter(decision, *pending),
+            Authorized::Decided(decision) => enter(decision, *pending, self.options.drain),
             Authorized::WaitLimit {
                 fut,
                 record,
@@ -615,9 +678,14 @@ enum Authorized<RF> {
 }
 
 /// The state a parked request enters once decided: the inner call, or the rejection.
-fn enter<S, B, LF, RF>(decision: Decision, pending: Pending<S, B>) -> State<S, B, LF, RF, S::Future>
+fn enter<S, B, LF, RF>(
+    decision: Decision,
+    pending: Pending<S, B>,
+    bound: DrainBound,
+) -> State<S, B, LF, RF, S::Future>
 where
     S: Service<Request<B>>,
+    B: Body,
 {
     let Pending {
         mut inner, mut req, ..
@@ -630,13 +698,14 @@ where
                 limit,
             }
         }
-        Decision::Reject(rejection) => reject_state(rejection, &req),
+        Decision::Reject(rejection) => reject_state(rejection, req, bound),
     }
 }
 
 impl<S, B, ResBody, K, L, P> Future for ResponseFuture<S, B, K, L, P>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    B: Body,
     K: KeyStore,
     L: RateLimiter,
 {
@@ -654,9 +723,20 @@ where
                     }
                     return Poll::Ready(Ok(Response::from_parts(parts, ArkAuthBody::inner(body))));
                 }
-                StateProj::Reject { rejection } => {
+                StateProj::Reject { rejection, drain } => {
+                    let close = match drain {
+                        Some(d) => ready!(d.as_mut().poll(cx)) == Drained::Close,
+                        None => false,
+                    };
+                    // The body is dropped before the answer leaves.
+                    *drain = None;
                     let (rejection, reply) = rejection.take().expect("polled after completion");
-                    return Poll::Ready(Ok(rejection.into_response(reply)));
+                    let mut res = rejection.into_response(reply);
+                    if close {
+                        let v = const { HeaderValue::from_static("close") };
+                        res.headers_mut().insert(CONNECTION, v);
+                    }
+                    return Poll::Ready(Ok(res));
                 }
                 StateProj::Lookup { fut, pending } => {
                     let w = this
@@ -690,7 +770,8 @@ where
                     ));
                     let pending = pending.take().expect("limit state holds the request");
                     let record = record.take().expect("limit state holds the key");
-                    enter(w.shared.decide(checked, record, denied.take()), *pending)
+                    let decision = w.shared.decide(checked, record, denied.take());
+                    enter(decision, *pending, w.shared.options.drain)
                 }
             };
             this.state.set(next);

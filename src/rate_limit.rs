@@ -5,7 +5,7 @@ use std::hash::BuildHasherDefault;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -291,7 +291,17 @@ const SWEEP_EVERY_US: u64 = 5_000_000;
 ///
 ///
 /// Keys idle for two windows are dropped by a sweep that runs at most every 5 seconds, on
-/// the request that finds it due. Cloning shares the counters.
+/// the request that finds it due, and the table gives its memory back once mostly empty.
+///
+/// # One limit per key
+///
+/// Cloning shares the counters. [`MemoryRateLimiter::shared`] is one process-wide limiter,
+/// and it is what [`ArkAuthLayer::new`](crate::ArkAuthLayer::new) uses: every layer of the
+/// process built that way (one per route, several over clones of one store, over different
+/// stores, over a custom [`KeyStore`](crate::KeyStore)) counts a key's requests in one place,
+/// so a key limited to 10 per second gets 10 per second in total, not 10 per layer.
+/// [`MemoryRateLimiter::new`] makes an independent limiter, for a layer that must not share
+/// counts (two separate deployments in one test process, for example).
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -366,7 +376,31 @@ impl LimiterInner {
 }
 
 impl MemoryRateLimiter {
-    /// An empty limiter.
+    /// The process-wide limiter: every call returns a handle to the same counters (the
+    /// default of [`ArkAuthLayer::new`](crate::ArkAuthLayer::new), so that however many
+    /// layers a process builds, a key has one limit). Its memory follows the active keys:
+    /// idle keys are swept out as for any other instance.
+    ///
+    /// ```
+    /// use ark_auth::MemoryRateLimiter;
+    ///
+    /// let a = MemoryRateLimiter::shared();
+    /// let b = MemoryRateLimiter::shared();
+    /// assert!(a.same_counters(&b));
+    /// assert!(!a.same_counters(&MemoryRateLimiter::new()));
+    /// ```
+    pub fn shared() -> Self {
+        static SHARED: OnceLock<MemoryRateLimiter> = OnceLock::new();
+        SHARED.get_or_init(MemoryRateLimiter::new).clone()
+    }
+
+    /// Whether `self` and `other` count in the same place (clones of one limiter, or both
+    /// [`MemoryRateLimiter::shared`]).
+    pub fn same_counters(&self, other: &MemoryRateLimiter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// An empty limiter of its own, sharing counts with nothing but its clones.
     pub fn new() -> Self {
         MemoryRateLimiter {
             inner: Arc::new(LimiterInner {

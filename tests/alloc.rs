@@ -30,7 +30,7 @@ use tower::{Layer, Service};
 // The same request and driver as the benches (an 8-header request; poll_ready + call + one poll).
 #[path = "../benches/reference/mod.rs"]
 mod reference;
-use reference::{ready_call_now, typical_request};
+use reference::{ready_call_now, typical_request, ReqBody};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -79,20 +79,20 @@ fn layer(store: MemoryKeyStore) -> ArkAuthLayer<MemoryKeyStore> {
         ))
 }
 
-fn bearer(i: u32) -> Request<()> {
+fn bearer(i: u32) -> Request<ReqBody> {
     typical_request(Some(&format!("Bearer {}", token(i))))
 }
 
 /// The bare inner service: an empty 200 (no header, so its header map never allocates).
-fn bare() -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone {
-    tower::service_fn(|_req: Request<()>| std::future::ready(Ok(Response::new(Body::new()))))
+fn bare() -> impl Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible> + Clone {
+    tower::service_fn(|_req: Request<ReqBody>| std::future::ready(Ok(Response::new(Body::new()))))
 }
 
 /// An inner service answering like a JSON handler does: one `Content-Type` header (so the
 /// response's header map is allocated by the handler already).
-fn json_handler() -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone
-{
-    tower::service_fn(|_req: Request<()>| {
+fn json_handler(
+) -> impl Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible> + Clone {
+    tower::service_fn(|_req: Request<ReqBody>| {
         let mut res = Response::new(Body::new());
         res.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -107,12 +107,12 @@ fn json_handler() -> impl Service<Request<()>, Response = Response<Body>, Error 
 /// `before` runs on each request inside the counted part (to count an extension insert).
 fn allocs_per_call<S, B>(
     mut svc: S,
-    req: &Request<()>,
+    req: &Request<ReqBody>,
     status: StatusCode,
-    mut before: impl FnMut(&mut Request<()>),
+    mut before: impl FnMut(&mut Request<ReqBody>),
 ) -> f64
 where
-    S: Service<Request<()>, Response = Response<B>>,
+    S: Service<Request<ReqBody>, Response = Response<B>>,
     S::Error: std::fmt::Debug,
 {
     for _ in 0..10 {
@@ -125,7 +125,7 @@ where
     // allocates) while this one counts: the least of REPEATS counts is the call's own.
     let mut least = usize::MAX;
     for _ in 0..REPEATS {
-        let reqs: Vec<Request<()>> = (0..CALLS).map(|_| req.clone()).collect();
+        let reqs: Vec<Request<ReqBody>> = (0..CALLS).map(|_| req.clone()).collect();
         let mut ok = true;
         let region = Region::new(GLOBAL);
         for mut r in reqs {
@@ -145,7 +145,7 @@ struct Baselines {
 }
 
 fn baselines(
-    inner: impl Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone,
+    inner: impl Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible> + Clone,
     key: &Arc<KeyRecord>,
 ) -> Baselines {
     let req = bearer(0);
@@ -173,7 +173,7 @@ fn assert_accept_allocations<S>(
     inner: S,
     allowance: f64,
 ) where
-    S: Service<Request<()>, Response = Response<Body>, Error = Infallible> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible> + Clone,
 {
     let b = baselines(inner.clone(), &key0());
     let ark = allocs_per_call(ark.layer(inner), &bearer(0), StatusCode::OK, |_| {});
@@ -230,7 +230,7 @@ fn accept_with_a_large_limit_allocates_only_the_extension() {
 fn reject_paths_allocations_are_bounded() {
     let _one_at_a_time = exclusive();
     let store = store();
-    let cases: [(&str, Request<()>, StatusCode, f64); 8] = [
+    let cases: [(&str, Request<ReqBody>, StatusCode, f64); 8] = [
         (
             "401 unknown key",
             bearer(UNKNOWN),

@@ -19,8 +19,8 @@ use ark_auth::{
     Permission, Permissions, RequestHead, Token,
 };
 use common::{
-    authorization, request, send, spawn, spawn_both, try_send, Bad, BadLimiter, BadStore, Flavor,
-    RawResponse, Server, FLAVORS,
+    authorization, own_limiter, request, send, spawn, spawn_both, try_send, Bad, BadLimiter,
+    BadStore, Flavor, RawResponse, Server, FLAVORS,
 };
 use serde_json::{json, Value};
 
@@ -177,10 +177,10 @@ impl Keys {
         self.all().into_iter().map(|k| k.token.clone()).collect()
     }
 
-    /// Both servers, each with its own layer (own rate limiter) over the shared store.
+    /// Both servers, each with its own layer and rate limiter over the shared store.
     async fn servers(&self) -> Vec<Server> {
         let store = self.store.clone();
-        spawn_both(|| ArkAuthLayer::new(store.clone()).policy(ark_policy)).await
+        spawn_both(|| own_limiter(store.clone()).policy(ark_policy)).await
     }
 }
 
@@ -861,7 +861,7 @@ async fn grammar_boundaries_16_and_128_char_bodies_are_parsed() {
     }
     let store = MemoryKeyStore::from_records(records).unwrap();
     let keys = Keys::new();
-    let servers = spawn_both(|| ArkAuthLayer::new(store.clone())).await;
+    let servers = spawn_both(|| own_limiter(store.clone())).await;
     let full_unknown = {
         let srv = &servers[0];
         let res = send_req(
@@ -1032,13 +1032,13 @@ async fn environment_not_accepted_401_invalid_api_key() {
     let keys = Keys::new();
     let store = keys.store.clone();
     let live_only = spawn_both(|| {
-        ArkAuthLayer::new(store.clone())
+        own_limiter(store.clone())
             .policy(ark_policy)
             .accept_environments(&[Environment::Live])
     })
     .await;
     let test_only = spawn_both(|| {
-        ArkAuthLayer::new(store.clone())
+        own_limiter(store.clone())
             .policy(ark_policy)
             .accept_environments(&[Environment::Test])
     })
@@ -1426,7 +1426,7 @@ fn unavailable(srv: &Server, res: &RawResponse) {
 async fn failing_key_store_503_and_handler_never_runs() {
     let keys = Keys::new();
     let store = bad_store(&keys, None, Bad::Error);
-    let servers = spawn_both(|| ArkAuthLayer::new(store.clone()).policy(ark_policy)).await;
+    let servers = spawn_both(|| own_limiter(store.clone()).policy(ark_policy)).await;
     for srv in &servers {
         for t in [
             &keys.full.token,
@@ -1451,7 +1451,7 @@ async fn hanging_key_store_503_within_the_deadline() {
     let keys = Keys::new();
     let store = bad_store(&keys, Some(&keys.full), Bad::Hang);
     let servers = spawn_both(|| {
-        ArkAuthLayer::new(store.clone())
+        own_limiter(store.clone())
             .policy(ark_policy)
             .timeout(Duration::from_millis(200))
     })
@@ -1478,7 +1478,7 @@ async fn panicking_key_store_503_and_the_server_keeps_serving() {
     let keys = Keys::new();
     for mode in [Bad::PanicNow, Bad::PanicInFuture] {
         let store = bad_store(&keys, Some(&keys.full), mode);
-        let servers = spawn_both(|| ArkAuthLayer::new(store.clone()).policy(ark_policy)).await;
+        let servers = spawn_both(|| own_limiter(store.clone()).policy(ark_policy)).await;
         for srv in &servers {
             for round in 0..3 {
                 let res = send_req(srv, &get("/v1/emails").bearer(&keys.full.token), &keys).await;
@@ -1506,7 +1506,7 @@ async fn failing_rate_limiter_serves_without_rate_headers_by_default() {
     for mode in BAD_MODES {
         let store = keys.store.clone();
         let servers = spawn_both(|| {
-            ArkAuthLayer::new(store.clone())
+            own_limiter(store.clone())
                 .policy(ark_policy)
                 .rate_limiter(BadLimiter(mode))
                 .timeout(Duration::from_millis(150))
@@ -1543,7 +1543,7 @@ async fn failing_rate_limiter_503_when_the_deployment_fails_closed() {
     for mode in BAD_MODES {
         let store = keys.store.clone();
         let servers = spawn_both(|| {
-            ArkAuthLayer::new(store.clone())
+            own_limiter(store.clone())
                 .policy(ark_policy)
                 .rate_limiter(BadLimiter(mode))
                 .timeout(Duration::from_millis(150))
@@ -1568,7 +1568,7 @@ async fn missing_permission_is_403_even_when_a_fail_closed_limiter_is_down() {
     let keys = Keys::new();
     let store = keys.store.clone();
     let servers = spawn_both(|| {
-        ArkAuthLayer::new(store.clone())
+        own_limiter(store.clone())
             .policy(ark_policy)
             .rate_limiter(BadLimiter(Bad::Error))
             .on_limiter_failure(LimiterFailure::Refuse)
@@ -2004,7 +2004,7 @@ fn wrong_secret_and_unknown_key_take_the_same_path() {
         };
         let mut svc = tower::ServiceBuilder::new()
             .layer(ArkAuthLayer::new(store))
-            .service(tower::service_fn(|_req: http::Request<()>| async {
+            .service(tower::service_fn(|_req: http::Request<String>| async {
                 Ok::<_, Infallible>(http::Response::new(
                     http_body_util::Empty::<bytes::Bytes>::new(),
                 ))
@@ -2020,7 +2020,7 @@ fn wrong_secret_and_unknown_key_take_the_same_path() {
             let req = http::Request::get("/")
                 .header("authorization", format!("Bearer {c}"))
                 .header("x-request-id", "same-id")
-                .body(())
+                .body(String::new())
                 .unwrap();
             let res = svc.ready().await.unwrap().call(req).await.unwrap();
             assert_eq!(res.status(), 401);
@@ -2036,7 +2036,7 @@ fn wrong_secret_and_unknown_key_take_the_same_path() {
         // The real key, for contrast: one lookup, a hit.
         let req = http::Request::get("/")
             .header("authorization", format!("Bearer {t}"))
-            .body(())
+            .body(String::new())
             .unwrap();
         let res = svc.ready().await.unwrap().call(req).await.unwrap();
         assert_eq!(res.status(), 200);
@@ -2069,7 +2069,7 @@ fn logs_never_carry_a_secret() {
             let store = bad_store(&keys, Some(&keys.full), mode);
             servers.extend(
                 spawn_both(|| {
-                    ArkAuthLayer::new(store.clone())
+                    own_limiter(store.clone())
                         .policy(ark_policy)
                         .timeout(Duration::from_millis(100))
                 })
@@ -2079,7 +2079,7 @@ fn logs_never_carry_a_secret() {
             for failure in [LimiterFailure::Allow, LimiterFailure::Refuse] {
                 servers.extend(
                     spawn_both(|| {
-                        ArkAuthLayer::new(store.clone())
+                        own_limiter(store.clone())
                             .policy(ark_policy)
                             .rate_limiter(BadLimiter(mode))
                             .timeout(Duration::from_millis(100))

@@ -15,7 +15,7 @@ use ark_auth::{
     generate_key, Answer, ArkAuthLayer, BoxLookup, Environment, KeyHash, KeyStore, LookupResult,
     MemoryKeyStore, Permissions, Token, DEFAULT_TIMEOUT,
 };
-use common::{bearer, request, send, spawn_both};
+use common::{bearer, own_limiter, request, send, spawn_both};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -295,7 +295,7 @@ async fn panicking_store_under_concurrent_load_fails_closed_per_request() {
         Duration::from_millis(1),
     );
     store.panic_for = Some(hash_of(&bad));
-    let servers = spawn_both(|| ArkAuthLayer::new(store.clone())).await;
+    let servers = spawn_both(|| own_limiter(store.clone())).await;
     for srv in &servers {
         let reqs = (0..100).map(|i| {
             let token = if i % 2 == 0 {

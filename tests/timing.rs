@@ -70,14 +70,14 @@ fn other_than(rng: &mut fastrand::Rng, c: u8) -> u8 {
 #[derive(Clone)]
 struct Inner;
 
-impl Service<Request<()>> for Inner {
+impl Service<Request<String>> for Inner {
     type Response = Response<()>;
     type Error = Infallible;
     type Future = std::future::Ready<Result<Response<()>, Infallible>>;
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
-    fn call(&mut self, _: Request<()>) -> Self::Future {
+    fn call(&mut self, _: Request<String>) -> Self::Future {
         std::future::ready(Ok(Response::new(())))
     }
 }
@@ -124,17 +124,17 @@ fn setup() -> Setup {
 }
 
 /// The verification path on one presented token; returns the status.
-fn verify(svc: &mut ArkAuth<Inner, MemoryKeyStore>, req: Request<()>) -> u16 {
+fn verify(svc: &mut ArkAuth<Inner, MemoryKeyStore>, req: Request<String>) -> u16 {
     let fut = svc.call(req);
     poll_now(fut).unwrap().status().as_u16()
 }
 
-fn request(token: &[u8]) -> Request<()> {
+fn request(token: &[u8]) -> Request<String> {
     let mut value = b"Bearer ".to_vec();
     value.extend_from_slice(token);
     Request::get("/")
         .header("authorization", value)
-        .body(())
+        .body(String::new())
         .unwrap()
 }
 
@@ -189,7 +189,7 @@ fn experiment(
     name: &str,
     s: &mut Setup,
     classes: [Class<'_>; 2],
-    mut f: impl FnMut(&mut ArkAuth<Inner, MemoryKeyStore>, &[u8], Request<()>) -> u16,
+    mut f: impl FnMut(&mut ArkAuth<Inner, MemoryKeyStore>, &[u8], Request<String>) -> u16,
 ) -> Report {
     let n = samples();
     // Warm up caches, branch predictors and the allocator.
@@ -322,7 +322,7 @@ fn assert_no_leak(
     name: &str,
     s: &mut Setup,
     classes: [Class<'_>; 2],
-    f: impl FnMut(&mut ArkAuth<Inner, MemoryKeyStore>, &[u8], Request<()>) -> u16 + Copy,
+    f: impl FnMut(&mut ArkAuth<Inner, MemoryKeyStore>, &[u8], Request<String>) -> u16 + Copy,
 ) -> Report {
     const RUNS: usize = 3;
     let mut seen = Vec::new();

@@ -98,8 +98,12 @@ pub fn sha256_32(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// The requests' body: empty (the layer's refusals read a request's body, so it is an
+/// `http_body::Body`).
+pub type ReqBody = http_body_util::Empty<bytes::Bytes>;
+
 /// A typical API request with 8 headers, `Authorization: <auth>` (or none).
-pub fn typical_request(auth: Option<&str>) -> Request<()> {
+pub fn typical_request(auth: Option<&str>) -> Request<ReqBody> {
     let mut b = Request::builder()
         .method("GET")
         .uri("/v1/things/42")
@@ -113,11 +117,11 @@ pub fn typical_request(auth: Option<&str>) -> Request<()> {
     if let Some(auth) = auth {
         b = b.header(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
     }
-    b.body(()).unwrap()
+    b.body(ReqBody::new()).unwrap()
 }
 
 /// `typical_request(Some("Bearer <token>"))`.
-pub fn bearer_request(token: &str) -> Request<()> {
+pub fn bearer_request(token: &str) -> Request<ReqBody> {
     typical_request(Some(&format!("Bearer {token}")))
 }
 
@@ -459,9 +463,9 @@ pub type Body = http_body_util::Empty<bytes::Bytes>;
 
 /// The bare inner service: answers an empty 200 at once.
 pub fn inner(
-) -> impl Service<Request<()>, Response = Response<Body>, Error = std::convert::Infallible> + Clone
+) -> impl Service<Request<ReqBody>, Response = Response<Body>, Error = std::convert::Infallible> + Clone
 {
-    tower::service_fn(|_req: Request<()>| {
+    tower::service_fn(|_req: Request<ReqBody>| {
         std::future::ready(Ok::<_, std::convert::Infallible>(
             Response::new(Body::new()),
         ))

@@ -15,8 +15,8 @@ use std::future::IntoFuture;
 
 use ark_auth::{
     AccessPolicy, Answer, ArkAuthLayer, AuthenticatedKey, BoxLimit, BoxLookup, KeyHash, KeyRecord,
-    KeyStore, LimitResult, LimiterError, LookupResult, MemoryKeyStore, Quota, RateLimiter,
-    StoreError,
+    KeyStore, LimitResult, LimiterError, LookupResult, MemoryKeyStore, MemoryRateLimiter, Quota,
+    RateLimiter, StoreError,
 };
 use bytes::Bytes;
 use http_body_util::Full;
@@ -91,8 +91,9 @@ where
     }
 }
 
-/// One server of each flavor, each with its own layer from `make` (so each has its own
-/// in-memory rate limiter; the key store is whatever `make` captures).
+/// One server of each flavor, each with its own layer from `make` (the key store and the
+/// limiter are whatever `make` gives; see [`own_limiter`] for servers that must not share
+/// counts).
 pub async fn spawn_both<K, L, P>(make: impl Fn() -> ArkAuthLayer<K, L, P>) -> Vec<Server>
 where
     K: KeyStore + Clone,
@@ -104,6 +105,13 @@ where
         servers.push(spawn(flavor, make()).await);
     }
     servers
+}
+
+/// A layer over `store` with an in-memory limiter of its own, for tests that send the same
+/// keys to both servers of [`spawn_both`] and expect each to count them alone (as two
+/// separate deployments would); `ArkAuthLayer::new` alone shares the process-wide limiter.
+pub fn own_limiter<K: KeyStore + Clone>(store: K) -> ArkAuthLayer<K> {
+    ArkAuthLayer::new(store).rate_limiter(MemoryRateLimiter::new())
 }
 
 /// axum: every path goes to one echo handler that takes `AuthenticatedKey` as an extractor.
