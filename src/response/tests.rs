@@ -468,3 +468,19 @@ fn bodies_are_the_json_envelope() {
         }
     }
 }
+
+/// The public envelope writer gives exactly the bytes of the layer's own rejections.
+#[test]
+fn error_body_writes_the_bytes_of_every_rejection() {
+    for reply in [
+        golden_reply(),
+        Reply::for_request(Version::HTTP_11, &HeaderMap::new()),
+    ] {
+        for (name, r) in cases() {
+            let (code, (message, suggestion)) = (r.code(), r.texts());
+            let expected = error_body(code, &message.render(), &suggestion.render(), reply.id());
+            let (_, body) = body_of(r.into_response(reply.clone()));
+            assert_eq!(body.as_bytes(), &expected[..], "{name}");
+        }
+    }
+}
