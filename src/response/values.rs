@@ -375,7 +375,9 @@ fn fill_by_name<const N: usize>(
 ) -> HeaderMap {
     let mut values = values.map(Some);
     for (at, (name, slot)) in h.iter_mut().enumerate() {
-        let found = (0..N).map(|i| (at + i) % N).find(|&i| names[i] == name);
+        let found = (0..N)
+            .map(|i| (at + i) % N)
+            .find(|&i| same_name(names[i], name));
         if let Some(v) = found.and_then(|i| values[i].take()) {
             *slot = v;
         }
@@ -386,6 +388,13 @@ fn fill_by_name<const N: usize>(
         }
     }
     h
+}
+
+/// `a == b`, without comparing the bytes when both are views of the same name (as a
+/// template's clone and the static it was made from are).
+fn same_name(a: &HeaderName, b: &HeaderName) -> bool {
+    let (x, y) = (a.as_str(), b.as_str());
+    std::ptr::eq(x, y) || x == y
 }
 
 /// The map of `shape` with `values`, built by inserting each name and value in order.

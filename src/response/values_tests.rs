@@ -1,6 +1,6 @@
 //! Each cache of `values` against its plain fallback, byte for byte, and its sharing.
 
-use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use super::*;
 use crate::permission::Permission;
@@ -379,6 +379,17 @@ fn filling_a_template_does_not_depend_on_its_order() {
                 assert_eq!(all, [&format!("value-{i}")], "{order:?} {name}");
             }
         }
+    }
+    // Names made afresh (not views of the statics) are matched by their bytes.
+    let mut fresh = HeaderMap::new();
+    for name in names.iter().rev() {
+        let copy = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap();
+        fresh.append(copy, HeaderValue::from_static(""));
+    }
+    let h = fill_by_name(fresh, names, sample_values::<6>());
+    assert_eq!(h.len(), n);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(h[*name], format!("value-{i}").as_str());
     }
     // A template missing a name: the value is inserted, not lost.
     let mut partial = HeaderMap::new();
