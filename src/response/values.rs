@@ -367,23 +367,26 @@ pub(super) fn headers<const N: usize>(shape: Shape, values: [HeaderValue; N]) ->
 }
 
 /// `template` (a map holding `names` once each, in any order) with each name's value from
-/// `values` put in its slot; a value whose name is not in the template is inserted.
+/// `values`. Each slot takes its value only after its name is checked: slots in the names'
+/// order (the usual case) cost one pointer comparison each; from the first slot that is
+/// not, the remaining values are inserted by name, replacing the placeholders.
 fn fill_by_name<const N: usize>(
     mut h: HeaderMap,
     names: &[&'static HeaderName],
-    values: [HeaderValue; N],
+    mut values: [HeaderValue; N],
 ) -> HeaderMap {
-    let mut values = values.map(Some);
-    for (at, (name, slot)) in h.iter_mut().enumerate() {
-        let found = (0..N)
-            .map(|i| (at + i) % N)
-            .find(|&i| same_name(names[i], name));
-        if let Some(v) = found.and_then(|i| values[i].take()) {
-            *slot = v;
+    let mut matched = 0;
+    for (name, slot) in h.iter_mut() {
+        match (names.get(matched), values.get_mut(matched)) {
+            (Some(&expected), Some(v)) if same_name(expected, name) => {
+                std::mem::swap(slot, v);
+                matched += 1;
+            }
+            _ => break,
         }
     }
-    for (name, v) in names.iter().zip(values) {
-        if let Some(v) = v {
+    if matched < N {
+        for (name, v) in names.iter().zip(values).skip(matched) {
             h.insert(*name, v);
         }
     }
