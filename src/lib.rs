@@ -60,7 +60,7 @@ mod permission;
 mod policy;
 mod rate_limit;
 mod redact;
-mod response;
+pub mod response;
 mod route_path;
 mod route_table;
 mod store;

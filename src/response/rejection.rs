@@ -1,0 +1,121 @@
+//! Why the layer answers a request itself, and the response it answers with.
+
+use http::header::{HeaderMap, HeaderValue};
+use http::{Response, Version};
+
+use super::contract::Challenge;
+use super::grpc::{grpc_response, Grpc};
+use super::headers::{insert_headers, json_headers};
+use super::request_id::RequestId;
+use super::{json, values};
+use crate::body::ArkAuthBody;
+use crate::permission::Permissions;
+use crate::rate_limit::RateLimitDecision;
+use crate::token::{CredentialError, Environment};
+
+/// Why the layer answered a request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    Credentials(CredentialError),
+    UnknownKey,
+    EnvironmentNotAccepted(Environment),
+    Revoked,
+    Expired,
+    MissingPermissions {
+        missing: Permissions,
+        required: Permissions,
+        limit: Option<RateLimitDecision>,
+    },
+    OtherTenant {
+        required: Permissions,
+        limit: Option<RateLimitDecision>,
+    },
+    /// A tenant-scoped key on a route for organisation-level keys only.
+    OrganisationOnly {
+        required: Permissions,
+        limit: Option<RateLimitDecision>,
+    },
+    RateLimited(RateLimitDecision),
+    Unavailable,
+}
+
+/// Seconds a client is told to wait after a 503.
+const UNAVAILABLE_RETRY_AFTER: &str = "1";
+
+impl Rejection {
+    pub(super) fn limit(&self) -> Option<&RateLimitDecision> {
+        match self {
+            Rejection::MissingPermissions { limit, .. }
+            | Rejection::OtherTenant { limit, .. }
+            | Rejection::OrganisationOnly { limit, .. } => limit.as_ref(),
+            Rejection::RateLimited(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// `Retry-After`: on a 429 and a 503.
+    fn retry_after(&self) -> Option<HeaderValue> {
+        match self {
+            Rejection::RateLimited(d) => Some(values::number_value(d.retry_after_secs())),
+            Rejection::Unavailable => {
+                Some(const { HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER) })
+            }
+            _ => None,
+        }
+    }
+
+    fn www_authenticate(&self) -> Option<HeaderValue> {
+        self.challenge().map(|c| match c {
+            Challenge::Fixed(v) => v,
+            Challenge::Scope(required) => values::scope_value(required),
+        })
+    }
+
+    /// The response for this rejection: the JSON envelope, or the gRPC form when the caller
+    /// speaks gRPC.
+    pub(crate) fn into_response<B>(self, reply: Reply) -> Response<ArkAuthBody<B>> {
+        let code = self.code();
+        let (message, suggestion) = self.texts();
+        let (www, limit, retry) = (self.www_authenticate(), self.limit(), self.retry_after());
+        if let Some(grpc) = reply.grpc {
+            let mut res = grpc_response(grpc, code, message);
+            insert_headers(
+                res.headers_mut(),
+                reply.id.into_header_value(),
+                www,
+                limit,
+                retry,
+            );
+            return res;
+        }
+        let head = values::json_head(code, message, suggestion);
+        let tail = json::tail(&reply.id);
+        let mut res = Response::new(ArkAuthBody::rejection(head, tail));
+        *res.status_mut() = code.status();
+        *res.headers_mut() = json_headers(reply.id.into_header_value(), www, limit, retry);
+        res
+    }
+}
+
+/// How the layer answers one request it refuses: the request's id, and whether the caller
+/// speaks gRPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(super) id: RequestId,
+    grpc: Option<Grpc>,
+}
+
+impl Reply {
+    /// For a request of this HTTP version with these headers (the presented credentials
+    /// among them, which the request id must not repeat).
+    pub(crate) fn for_request(version: Version, headers: &HeaderMap) -> Self {
+        Reply {
+            id: RequestId::from_headers(headers),
+            grpc: Grpc::of(version, headers),
+        }
+    }
+
+    pub(crate) fn id(&self) -> &RequestId {
+        &self.id
+    }
+}

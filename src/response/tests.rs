@@ -1,0 +1,486 @@
+//! The layer's rejections as a whole: the golden bytes of every one, the JSON and gRPC
+//! forms, and the request id in both.
+
+use std::time::Duration;
+
+use bytes::{Buf as _, Bytes};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Response, StatusCode, Version};
+use http_body_util::{BodyExt as _, Empty};
+
+use super::grpc::Grpc;
+use super::*;
+use crate::body::ArkAuthBody;
+use crate::permission::{Permission, Permissions};
+use crate::rate_limit::RateLimitDecision;
+use crate::token::{CredentialError, Environment};
+
+pub(super) fn assert_same_value(v: &HeaderValue, n: u64) {
+    let expected = HeaderValue::from(n);
+    assert_eq!(v, &expected, "{n}");
+    assert_eq!(v.as_bytes(), n.to_string().as_bytes(), "{n}");
+    assert!(!v.is_sensitive(), "{n}");
+}
+
+/// Whether `v`'s bytes are a slice of the static digit table (so it never allocated).
+pub(super) fn decision(limit: u32, remaining: u32, reset: u64) -> RateLimitDecision {
+    RateLimitDecision {
+        allowed: true,
+        limit,
+        remaining,
+        reset,
+        retry_after: None,
+    }
+}
+
+pub(super) fn assert_rate_limit_headers(h: &HeaderMap, d: &RateLimitDecision) {
+    for (name, n) in [
+        (&X_RATELIMIT_LIMIT, u64::from(d.limit)),
+        (&X_RATELIMIT_REMAINING, u64::from(d.remaining)),
+        (&X_RATELIMIT_RESET, d.reset),
+    ] {
+        let all: Vec<_> = h.get_all(name).iter().collect();
+        assert_eq!(all.len(), 1, "{name}");
+        assert_same_value(all[0], n);
+    }
+}
+
+#[test]
+fn forbidden_names_missing_permissions() {
+    let r = Rejection::MissingPermissions {
+        missing: Permission::DomainsManage | Permission::WebhooksManage,
+        required: Permission::DomainsManage | Permission::WebhooksManage,
+        limit: None,
+    };
+    let res = r.into_response::<()>(Reply::for_request(Version::HTTP_11, &HeaderMap::new()));
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.headers()[WWW_AUTHENTICATE],
+        "Bearer realm=\"ark\", error=\"insufficient_scope\", scope=\"domains:manage webhooks:manage\""
+    );
+}
+
+fn rl(limit: u32, remaining: u32, reset: u64, retry: Option<Duration>) -> RateLimitDecision {
+    RateLimitDecision {
+        allowed: retry.is_none(),
+        limit,
+        remaining,
+        reset,
+        retry_after: retry,
+    }
+}
+
+/// Every kind of rejection, with the edge cases of its interpolated parts.
+fn cases() -> Vec<(&'static str, Rejection)> {
+    use Permission::*;
+    vec![
+        ("missing", Rejection::Credentials(CredentialError::Missing)),
+        ("no_token", Rejection::Credentials(CredentialError::NoToken)),
+        (
+            "malformed",
+            Rejection::Credentials(CredentialError::Malformed),
+        ),
+        (
+            "multiple",
+            Rejection::Credentials(CredentialError::MultipleHeaders),
+        ),
+        ("unknown", Rejection::UnknownKey),
+        (
+            "env_live",
+            Rejection::EnvironmentNotAccepted(Environment::Live),
+        ),
+        (
+            "env_test",
+            Rejection::EnvironmentNotAccepted(Environment::Test),
+        ),
+        ("revoked", Rejection::Revoked),
+        ("expired", Rejection::Expired),
+        (
+            "perm1",
+            Rejection::MissingPermissions {
+                missing: EmailsSend.into(),
+                required: EmailsSend.into(),
+                limit: None,
+            },
+        ),
+        (
+            "perm2",
+            Rejection::MissingPermissions {
+                missing: DomainsManage | WebhooksManage,
+                required: EmailsRead | DomainsManage | WebhooksManage,
+                limit: Some(rl(100, 42, 1_790_000_000, None)),
+            },
+        ),
+        (
+            "perm_all",
+            Rejection::MissingPermissions {
+                missing: Permissions::ALL,
+                required: Permissions::ALL,
+                limit: Some(rl(u32::MAX, 0, u64::MAX, Some(Duration::from_millis(1500)))),
+            },
+        ),
+        (
+            "tenant",
+            Rejection::OtherTenant {
+                required: EmailsSend.into(),
+                limit: None,
+            },
+        ),
+        (
+            "tenant_limit",
+            Rejection::OtherTenant {
+                required: EmailsSend | SuppressionsManage,
+                limit: Some(rl(10_000, 9_999, 1_790_000_001, None)),
+            },
+        ),
+        (
+            "rl_none",
+            Rejection::RateLimited(rl(60, 0, 1_790_000_060, None)),
+        ),
+        (
+            "rl_frac",
+            Rejection::RateLimited(rl(1, 0, 1_790_000_002, Some(Duration::from_millis(1200)))),
+        ),
+        (
+            "rl_zero",
+            Rejection::RateLimited(rl(4_294_967_295, 0, 9, Some(Duration::ZERO))),
+        ),
+        (
+            "rl_big",
+            Rejection::RateLimited(rl(
+                1000,
+                0,
+                1_790_003_600,
+                Some(Duration::from_secs(123_456)),
+            )),
+        ),
+        ("unavailable", Rejection::Unavailable),
+    ]
+}
+
+fn golden_reply() -> Reply {
+    let mut h = HeaderMap::new();
+    h.insert(&X_REQUEST_ID, HeaderValue::from_static("req-Golden_1.x"));
+    Reply::for_request(Version::HTTP_11, &h)
+}
+
+fn body_of(res: Response<ArkAuthBody<Empty<Bytes>>>) -> (http::response::Parts, String) {
+    let (parts, body) = res.into_parts();
+    let mut data = futures::executor::block_on(body.collect())
+        .unwrap()
+        .aggregate();
+    let bytes = data.copy_to_bytes(data.remaining());
+    (parts, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// Status, headers in order and body of every case, as a plain implementation (no cache,
+/// no template, no static value) renders them, byte for byte.
+const GOLDEN: &str = r####"CASE missing 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark"
+B {"success":false,"error":{"code":"authentication_required","message":"Missing API key","suggestion":"Add the header Authorization: Bearer <key>"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE no_token 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="No API key after Bearer"
+B {"success":false,"error":{"code":"invalid_api_key","message":"Invalid API key provided: no key after Bearer","suggestion":"Ensure key starts with ark_live_ or ark_test_"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE malformed 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="The API key is malformed"
+B {"success":false,"error":{"code":"invalid_api_key","message":"Invalid API key provided","suggestion":"Ensure key starts with ark_live_ or ark_test_"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE multiple 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="More than one Authorization header"
+B {"success":false,"error":{"code":"invalid_api_key","message":"Invalid API key provided: more than one Authorization header","suggestion":"Send exactly one Authorization: Bearer <key> header"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE unknown 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="The API key is invalid"
+B {"success":false,"error":{"code":"invalid_api_key","message":"Invalid API key provided","suggestion":"Check that the whole key was copied, or generate a new key"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE env_live 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="Keys of this environment are not accepted"
+B {"success":false,"error":{"code":"invalid_api_key","message":"Invalid API key provided: live keys are not accepted here","suggestion":"Use a test key (ark_test_...)"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE env_test 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="Keys of this environment are not accepted"
+B {"success":false,"error":{"code":"invalid_api_key","message":"Invalid API key provided: test keys are not accepted here","suggestion":"Use a live key (ark_live_...)"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE revoked 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="The API key has been revoked"
+B {"success":false,"error":{"code":"expired_api_key","message":"API key has been revoked","suggestion":"Generate a new API key"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE expired 401
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="invalid_token", error_description="The API key has expired"
+B {"success":false,"error":{"code":"expired_api_key","message":"API key has expired","suggestion":"Generate a new API key"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE perm1 403
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="insufficient_scope", scope="emails:send"
+B {"success":false,"error":{"code":"permission_denied","message":"API key lacks the required permission: emails:send","suggestion":"Grant the emails:send permission to this key, or use a key that has it"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE perm2 403
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="insufficient_scope", scope="emails:read domains:manage webhooks:manage"
+H x-ratelimit-limit: 100
+H x-ratelimit-remaining: 42
+H x-ratelimit-reset: 1790000000
+B {"success":false,"error":{"code":"permission_denied","message":"API key lacks the required permission: domains:manage, webhooks:manage","suggestion":"Grant the domains:manage, webhooks:manage permission to this key, or use a key that has it"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE perm_all 403
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="insufficient_scope", scope="emails:send emails:read domains:manage webhooks:manage suppressions:manage"
+H x-ratelimit-limit: 4294967295
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 18446744073709551615
+B {"success":false,"error":{"code":"permission_denied","message":"API key lacks the required permission: emails:send, emails:read, domains:manage, webhooks:manage, suppressions:manage","suggestion":"Grant the emails:send, emails:read, domains:manage, webhooks:manage, suppressions:manage permission to this key, or use a key that has it"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE tenant 403
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="insufficient_scope", scope="emails:send"
+B {"success":false,"error":{"code":"permission_denied","message":"API key is scoped to another tenant","suggestion":"Use a key scoped to this tenant, or an organisation-level key"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE tenant_limit 403
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H www-authenticate: Bearer realm="ark", error="insufficient_scope", scope="emails:send suppressions:manage"
+H x-ratelimit-limit: 10000
+H x-ratelimit-remaining: 9999
+H x-ratelimit-reset: 1790000001
+B {"success":false,"error":{"code":"permission_denied","message":"API key is scoped to another tenant","suggestion":"Use a key scoped to this tenant, or an organisation-level key"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_none 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 60
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790000060
+H retry-after: 1
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 60 requests per window","suggestion":"Retry after 1 second"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_frac 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 1
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790000002
+H retry-after: 2
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 1 requests per window","suggestion":"Retry after 2 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_zero 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 4294967295
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 9
+H retry-after: 1
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 4294967295 requests per window","suggestion":"Retry after 1 second"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_big 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 1000
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790003600
+H retry-after: 123456
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 1000 requests per window","suggestion":"Retry after 123456 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE unavailable 503
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H retry-after: 1
+B {"success":false,"error":{"code":"service_unavailable","message":"Authentication is temporarily unavailable","suggestion":"Retry after 1 second"},"meta":{"requestId":"req-Golden_1.x"}}
+"####;
+
+#[test]
+fn responses_are_byte_for_byte_the_previous_ones() {
+    let reply = golden_reply();
+    let mut out = String::new();
+    for (name, r) in cases() {
+        let (parts, body) = body_of(r.into_response(reply.clone()));
+        out.push_str(&format!("CASE {name} {}\n", parts.status.as_u16()));
+        for (k, v) in &parts.headers {
+            out.push_str(&format!("H {k}: {}\n", v.to_str().unwrap()));
+        }
+        out.push_str(&format!("B {body}\n"));
+    }
+    for (got, want) in out.lines().zip(GOLDEN.lines()) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(out, GOLDEN);
+}
+
+#[test]
+fn grpc_form_only_for_http2_grpc_and_grpc_web_on_any_version() {
+    let of = |version, ct: &'static str| {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        Grpc::of(version, &h)
+    };
+    for version in [
+        Version::HTTP_09,
+        Version::HTTP_10,
+        Version::HTTP_11,
+        Version::HTTP_3,
+    ] {
+        for ct in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;a=b",
+        ] {
+            assert_eq!(of(version, ct), None, "{version:?} {ct}");
+        }
+    }
+    for version in [
+        Version::HTTP_10,
+        Version::HTTP_11,
+        Version::HTTP_2,
+        Version::HTTP_3,
+    ] {
+        for ct in ["application/grpc-web", "application/grpc-web-text+proto"] {
+            assert_eq!(of(version, ct), Some(Grpc::Web), "{version:?} {ct}");
+        }
+    }
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    let (parts, body) =
+        body_of(Rejection::UnknownKey.into_response(Reply::for_request(Version::HTTP_11, &h)));
+    assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
+    assert!(parts.headers.get("grpc-status").is_none());
+    assert!(body.contains("\"invalid_api_key\""), "{body}");
+}
+
+/// A request id sharing 8 or more consecutive characters with the presented key's body,
+/// or with malformed credentials, is replaced: in the body and in `X-Request-Id`.
+#[test]
+fn request_ids_repeating_the_presented_credentials_are_replaced() {
+    let key = "ark_test_0123456789abcdefXYZ";
+    for (auth, id, echoed) in [
+        (format!("Bearer {key}"), "trace-0123456789abcdefXYZ", false),
+        (format!("Bearer {key}"), "89abcdef", false),
+        (format!("Bearer {key}"), "x-bcdefXYZ-y", false),
+        (format!("Bearer {key}"), "x-cdefXYZ-y", true),
+        (format!("Bearer {key}"), "ark_test", true),
+        (
+            "Bearer sk_live_abcdefgh1234".to_owned(),
+            "sk_live_abcd",
+            false,
+        ),
+        ("Bearer sk_live_abcdefgh1234".to_owned(), "abcdefgh", false),
+        (format!("Bearer {key}!"), "Bearer-a", true),
+        (format!("Bearer {key}!"), "abcdefXYZ", false),
+        (
+            "Basic dXNlcjpwYXNzd29yZA==".to_owned(),
+            "cjpwYXNzd29y",
+            false,
+        ),
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static(id));
+        let got = RequestId::from_headers(&h);
+        assert_eq!(
+            got.as_str() == id,
+            echoed,
+            "{auth} / {id}: {}",
+            got.as_str()
+        );
+        if !echoed {
+            assert!(got.as_str().starts_with("req_"), "{}", got.as_str());
+        }
+        let (parts, body) =
+            body_of(Rejection::UnknownKey.into_response(Reply::for_request(Version::HTTP_11, &h)));
+        assert_eq!(parts.headers[&X_REQUEST_ID] == id, echoed, "{auth} / {id}");
+        assert_eq!(body.contains(id), echoed, "{auth} / {id}: {body}");
+    }
+}
+
+#[test]
+fn grpc_rejections_are_trailers_only_with_the_status_and_message() {
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert(&X_REQUEST_ID, HeaderValue::from_static("rid-1"));
+    let reply = Reply::for_request(Version::HTTP_2, &h);
+    for (name, r) in cases() {
+        let code = r.code();
+        let (message, _) = r.texts();
+        let limit = r.limit().copied();
+        let (parts, body) = body_of(r.into_response(reply.clone()));
+        assert_eq!(parts.status, StatusCode::OK, "{name}");
+        assert_eq!(parts.headers[CONTENT_TYPE], "application/grpc", "{name}");
+        assert_eq!(
+            parts.headers["grpc-status"],
+            code.grpc_status().to_string().as_str(),
+            "{name}"
+        );
+        assert_eq!(parts.headers["grpc-message"], message.render().as_str());
+        assert_eq!(parts.headers[&X_REQUEST_ID], "rid-1", "{name}");
+        assert_eq!(body, "", "{name}: trailers-only, no message");
+        if let Some(d) = limit {
+            assert_rate_limit_headers(&parts.headers, &d);
+        }
+    }
+}
+
+#[test]
+fn bodies_are_the_json_envelope() {
+    for reply in [
+        golden_reply(),
+        Reply::for_request(Version::HTTP_11, &HeaderMap::new()),
+    ] {
+        let id = &reply.id;
+        for (name, r) in cases() {
+            let (code, (message, suggestion)) = (r.code(), r.texts());
+            assert_eq!(message.render().len(), message.len(), "{name}");
+            assert_eq!(suggestion.render().len(), suggestion.len(), "{name}");
+            let (parts, body) = body_of(r.into_response(reply.clone()));
+            assert_eq!(parts.status, code.status(), "{name}");
+            assert_eq!(parts.headers[CONTENT_TYPE], "application/json");
+            assert_eq!(parts.headers[&X_REQUEST_ID], id.as_str());
+            let v: serde_json::Value = serde_json::from_str(&body).expect(name);
+            let keys = |v: &serde_json::Value| {
+                let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+                k.sort();
+                k
+            };
+            assert_eq!(keys(&v), ["error", "meta", "success"], "{name}");
+            assert_eq!(
+                keys(&v["error"]),
+                ["code", "message", "suggestion"],
+                "{name}"
+            );
+            assert_eq!(keys(&v["meta"]), ["requestId"], "{name}");
+            assert_eq!(v["success"], false, "{name}");
+            assert_eq!(v["error"]["code"], code.as_str(), "{name}");
+            assert_eq!(v["error"]["message"], message.render(), "{name}");
+            assert_eq!(v["error"]["suggestion"], suggestion.render(), "{name}");
+            assert_eq!(v["meta"]["requestId"], id.as_str(), "{name}");
+            // Key order of the contract.
+            let at = |k: &str| body.find(&format!("\"{k}\":")).expect(k);
+            assert!(
+                at("success") < at("error") && at("error") < at("code"),
+                "{name}"
+            );
+            assert!(at("code") < at("message") && at("message") < at("suggestion"));
+            assert!(at("suggestion") < at("meta") && at("meta") < at("requestId"));
+        }
+    }
+}
+
+/// The public envelope writer gives exactly the bytes of the layer's own rejections.
+#[test]
+fn error_body_writes_the_bytes_of_every_rejection() {
+    for reply in [
+        golden_reply(),
+        Reply::for_request(Version::HTTP_11, &HeaderMap::new()),
+    ] {
+        for (name, r) in cases() {
+            let (code, (message, suggestion)) = (r.code(), r.texts());
+            let expected = error_body(code, &message.render(), &suggestion.render(), reply.id());
+            let (_, body) = body_of(r.into_response(reply.clone()));
+            assert_eq!(body.as_bytes(), &expected[..], "{name}");
+        }
+    }
+}
