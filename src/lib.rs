@@ -53,6 +53,7 @@
 mod answer;
 mod authenticated;
 mod body;
+mod either;
 mod key;
 mod layer;
 mod permission;
@@ -81,6 +82,7 @@ pub mod redis;
 pub use answer::{Answer, AnswerFuture};
 pub use authenticated::AuthenticatedKey;
 pub use body::ArkAuthBody;
+pub use either::{Either, EitherFuture};
 #[cfg(feature = "axum")]
 pub use extract::MissingAuthenticatedKey;
 pub use key::{
