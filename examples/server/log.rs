@@ -28,11 +28,16 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         .to_owned();
     let outcome = outcome(&res);
     match retry {
-        Some(n) => tracing::info!("{method} {path} -> {outcome} request_id={rid} retry={n}"),
-        None => tracing::info!("{method} {path} -> {outcome} request_id={rid}"),
+        Some(n) => {
+            tracing::info!(target: LOG_TARGET, "{method} {path} -> {outcome} request_id={rid} retry={n}")
+        }
+        None => tracing::info!(target: LOG_TARGET, "{method} {path} -> {outcome} request_id={rid}"),
     }
     res
 }
+
+/// The target of the log lines: the program's name, as `RUST_LOG=server=…` expects.
+const LOG_TARGET: &str = "server";
 
 /// Longest method or path written to the log; longer ones are cut (with their length).
 const LOGGED_MAX: usize = 256;
