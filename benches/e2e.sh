@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end: the demo server (examples/server.rs, release build) on one core, wrk on the other,
+# End to end: the demo server (examples/server/, release build) on one core, wrk on the other,
 # `GET /health` (public, no authentication) and authenticated `GET /v1/limits` measured back to
 # back, interleaved (health, limits, limits, health, ... the order alternates every round so that
 # neither route always runs first), ROUNDS rounds of DUR seconds each.

@@ -54,6 +54,7 @@ mod answer;
 mod authenticated;
 mod body;
 mod drain;
+mod either;
 mod key;
 mod layer;
 mod permission;
@@ -83,6 +84,7 @@ pub use answer::{Answer, AnswerFuture};
 pub use authenticated::AuthenticatedKey;
 pub use body::ArkAuthBody;
 pub use drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
+pub use either::{Either, EitherFuture};
 #[cfg(feature = "axum")]
 pub use extract::MissingAuthenticatedKey;
 pub use key::{

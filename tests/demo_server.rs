@@ -1,10 +1,10 @@
-//! The demo server (`examples/server.rs`, contract section 7) in process: the example's
+//! The demo server (`examples/server/`, contract section 7) in process: the example's
 //! source is compiled into this test with `#[path]`, so no example binary has to be built or
 //! found; its `app` router is driven with `tower::ServiceExt::oneshot`. The black-box run
 //! over TCP with the official SDK is `tests/sdk/run.sh`.
 
-#[allow(dead_code)]
-#[path = "../examples/server.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../examples/server/main.rs"]
 mod server;
 
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! Fleet test: two demo-server PROCESSES (`examples/server.rs`) sharing one PostgreSQL and
+//! Fleet test: two demo-server PROCESSES (`examples/server/`) sharing one PostgreSQL and
 //! one Redis, driven over real TCP:
 //!
 //! - a burst for one key spread over both instances is limited fleet-wide (at most the key's

@@ -6,8 +6,8 @@
 //! - a `RouteTable` written with full paths keeps tenants apart both as a layer on the outer
 //!   router and as a `route_layer` of a router nested under `/v1`.
 
-#[allow(dead_code)]
-#[path = "../examples/server.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../examples/server/main.rs"]
 mod server;
 
 mod common;

@@ -1,6 +1,6 @@
 //! No spelling of a path reaches a handler the key may not use.
 //!
-//! For every route of the demo server's list (`examples/server.rs`, compiled in with
+//! For every route of the demo server's list (`examples/server/`, compiled in with
 //! `#[path]`), a real axum `Router` is built the way the demo builds it (same patterns, same
 //! methods, the demo's `RouteTable` in an `ArkAuthLayer` on the whole router), with
 //! handlers that record which route they served and the tenant axum's `Path` gave them.
@@ -9,8 +9,8 @@
 //! lacking permissions or scoped to a tenant; whenever a handler runs, the key must satisfy
 //! that route's requirement for the tenant the handler saw.
 
-#[allow(dead_code)]
-#[path = "../examples/server.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../examples/server/main.rs"]
 mod server;
 
 use std::collections::HashMap;
