@@ -93,7 +93,8 @@ pub fn ok(rid: &Rid, data: impl Serialize) -> Response {
     )
 }
 
-/// The contract's error envelope, for the errors the handlers themselves give.
+/// The contract's error envelope, for the errors the handlers themselves give: the bytes
+/// the layer writes for its own rejections (`ark_auth::response::error_body`).
 pub fn error(
     rid: &Rid,
     status: StatusCode,
@@ -101,15 +102,16 @@ pub fn error(
     message: &str,
     suggestion: &str,
 ) -> Response {
-    reply(
-        rid,
+    let body = ark_auth::response::error_body(code, message, suggestion, &rid.0);
+    let mut res = (
         status,
-        json!({
-            "success": false,
-            "error": { "code": code, "message": message, "suggestion": suggestion },
-            "meta": meta(rid),
-        }),
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
     )
+        .into_response();
+    res.headers_mut()
+        .insert(X_REQUEST_ID.clone(), rid.0.header_value());
+    res
 }
 
 pub fn rfc3339(t: SystemTime) -> String {
