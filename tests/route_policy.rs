@@ -134,8 +134,16 @@ async fn demo_platform_webhooks_are_organisation_only() {
     let res = call(addr, "GET", "/v1/tenants/tn_42/webhooks", &tenant).await;
     assert_eq!(res.status, 200, "{res:?}");
     assert_eq!(call(addr, "GET", "/v1/limits", &tenant).await.status, 200);
-    // Emails are the organisation's: refused to the tenant key.
+    // Reading emails is the organisation's: refused to the tenant key; sending is not.
     assert_eq!(call(addr, "GET", "/v1/emails", &tenant).await.status, 403);
+    assert_eq!(
+        call(addr, "GET", "/v1/emails/e_1", &tenant).await.status,
+        403
+    );
+    for path in ["/v1/emails", "/v1/emails/batch", "/v1/emails/raw"] {
+        let status = call(addr, "POST", path, &tenant).await.status;
+        assert!(status != 403 && status != 401, "POST {path}: {status}");
+    }
 }
 
 /// The routes under `/v1`, as a router to nest.

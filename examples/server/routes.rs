@@ -49,11 +49,12 @@ pub const TENANT_RESOURCES: [(&str, &str, &str, Permission); 3] = [
 
 /// The routes of contract section 7.
 ///
-/// Tenant-scoped keys (contract section 5) reach their own tenant's resources and
-/// `GET /v1/limits` (which is about the key itself). Every other route acts for the whole
-/// organisation and is organisation-only: emails are not kept per tenant here (the list
-/// shows every email), and `/v1/platform/webhooks` configures the organisation's own
-/// webhooks.
+/// Tenant-scoped keys (contract section 5) reach their own tenant's resources, send email
+/// (the contract's own keys-file example is a tenant key holding `emails:send`) and read
+/// `GET /v1/limits` (which is about the key itself). Reading emails and
+/// `/v1/platform/webhooks` act for the whole organisation and are organisation-only: emails
+/// are not kept per tenant here (the list shows every email), and the platform webhooks are
+/// the organisation's own.
 pub fn routes() -> Vec<DemoRoute> {
     let org = |p: Permission| Access::require(p).organisation_only();
     let route = |pattern, methods, access, handler| DemoRoute {
@@ -73,7 +74,7 @@ pub fn routes() -> Vec<DemoRoute> {
         route(
             "/v1/emails",
             Methods::POST,
-            org(Permission::EmailsSend),
+            Permission::EmailsSend.into(),
             on_methods(Methods::POST, send_email),
         ),
         route(
@@ -85,13 +86,13 @@ pub fn routes() -> Vec<DemoRoute> {
         route(
             "/v1/emails/batch",
             Methods::POST,
-            org(Permission::EmailsSend),
+            Permission::EmailsSend.into(),
             on_methods(Methods::POST, send_batch),
         ),
         route(
             "/v1/emails/raw",
             Methods::POST,
-            org(Permission::EmailsSend),
+            Permission::EmailsSend.into(),
             on_methods(Methods::POST, send_raw),
         ),
         route(
