@@ -32,7 +32,7 @@ Options:
 
 Routes (JSON; Authorization: Bearer <key>):
   GET  /health                                  no authentication
-  POST /v1/emails, /v1/emails/batch, /v1/emails/raw     emails:send (organisation keys)
+  POST /v1/emails, /v1/emails/batch, /v1/emails/raw     emails:send
   GET  /v1/emails, /v1/emails/{id}              emails:read (organisation keys)
   GET  /v1/limits                               any valid key
   /v1/tenants/{id}/domains…                     domains:manage
@@ -40,7 +40,7 @@ Routes (JSON; Authorization: Bearer <key>):
   /v1/tenants/{id}/suppressions…                suppressions:manage
   /v1/platform/webhooks…                        webhooks:manage (organisation keys)
   anything else                                 a full-access organisation key, then 404/405
-Tenant-scoped keys: their own tenant's resources and /v1/limits only.
+Tenant-scoped keys: their own tenant's resources, sending email and /v1/limits.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
