@@ -11,8 +11,8 @@ use http::header::{
 use http::{Response, StatusCode, Version};
 
 use crate::body::ArkAuthBody;
+use crate::limit::RateLimitDecision;
 use crate::permission::Permissions;
-use crate::rate_limit::RateLimitDecision;
 use crate::redact::repeats_credentials;
 use crate::token::{CredentialError, Environment};
 
@@ -71,7 +71,7 @@ impl ErrorCode {
     /// 16 `UNAUTHENTICATED`, 7 `PERMISSION_DENIED`, 8 `RESOURCE_EXHAUSTED`, 14 `UNAVAILABLE`.
     ///
     /// ```
-    /// use ark_auth::ErrorCode;
+    /// use ark_auth::response::ErrorCode;
     /// assert_eq!(ErrorCode::InvalidApiKey.grpc_status(), 16);
     /// assert_eq!(ErrorCode::RateLimitExceeded.grpc_status(), 8);
     /// ```

@@ -12,10 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ark_auth::cache::CacheConfig;
 use ark_auth::postgres::{PostgresKeyStore, PostgresOptions};
-use ark_auth::{generate_key, Answer, ArkAuthLayer, Environment, KeyStore, Permissions};
+use ark_auth::{
+    generate_key,
+    store::{Answer, KeyStore},
+    ArkAuthLayer, Environment, Permissions,
+};
 use common::{bearer, request, send, Flavor};
 
-fn full_key() -> (String, ark_auth::KeyRecord) {
+fn full_key() -> (String, ark_auth::key::KeyRecord) {
     let key = generate_key(Environment::Live).unwrap();
     (
         key.plaintext.expose_secret().to_owned(),

@@ -23,10 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
-use ark_auth::{
-    parse_authorization, Access, ArkAuth, ArkAuthLayer, AuthenticatedKey, KeyRecord,
-    MemoryKeyStore, MemoryRateLimiter, Permission, Permissions, RequestHead, Token,
-};
+use ark_auth::{Access, ArkAuth, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore, Permission, Permissions, key::KeyRecord, policy::RequestHead, limit::MemoryRateLimiter, token::{parse_authorization, Token}};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{Method, Request, Response};
 use http_body::Body;

@@ -3,7 +3,7 @@
 //! alphanumerics, spaces/tabs around the value), and a bare token parses iff it fits.
 #![no_main]
 
-use ark_auth::{bearer_token, parse_authorization, CredentialError, Environment, Token};
+use ark_auth::{Environment, token::{bearer_token, parse_authorization, CredentialError, Token}};
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use libfuzzer_sys::fuzz_target;
 
