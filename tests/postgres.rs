@@ -348,7 +348,12 @@ async fn unknown_permission_in_the_database_fails_closed() {
         ),
     )
     .await;
-    let e = store.lookup(record.hash()).await.unwrap_err().to_string();
+    let err = store.lookup(record.hash()).await.unwrap_err();
+    // The error and its causes, as the layer logs them.
+    let e = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
     assert!(e.contains("emails:delete"), "{e}");
     assert!(!e.contains(&token[9..]), "no secret in errors");
     assert!(store.list().await.is_err(), "list fails closed too");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::key::KeyRecord;
 
-pub use crate::store::{Answer, AnswerFuture};
+pub use crate::store::{Answer, AnswerFuture, MapFuture};
 pub use memory::MemoryRateLimiter;
 #[cfg(feature = "redis")]
 pub(crate) use window::{decision_at, WindowState};

@@ -200,4 +200,74 @@ mod tests {
         assert!(!o.allowed);
         assert_eq!(3 * S + o.retry_after.unwrap(), 5 * S);
     }
+
+    /// One step of the window from a given state, by hand: the limit is 10 per second
+    /// unless said, `S` one second in microseconds.
+    #[test]
+    fn window_step_table() {
+        struct Row {
+            what: &'static str,
+            before: (u64, u32, u32),
+            now: u64,
+            quota: Quota,
+            consume: bool,
+            allowed: bool,
+            remaining: u32,
+            reset_at: u64,
+            retry_after: Option<u64>,
+            curr_after: u32,
+        }
+        let ms10 = Quota::new(NonZeroU32::new(5).unwrap(), Duration::from_millis(10));
+        #[rustfmt::skip]
+        let rows = [
+            Row { what: "first request of a fresh key", before: (0, 0, 0), now: 5 * S, quota: q(10), consume: true,
+                  allowed: true, remaining: 9, reset_at: 7 * S, retry_after: None, curr_after: 1 },
+            Row { what: "a peek counts nothing and resets now", before: (0, 0, 0), now: 5 * S, quota: q(10), consume: false,
+                  allowed: true, remaining: 10, reset_at: 5 * S, retry_after: None, curr_after: 0 },
+            Row { what: "full window: wait for the next window's start plus a tenth", before: (5, 0, 10), now: 5 * S + S / 2, quota: q(10), consume: true,
+                  allowed: false, remaining: 0, reset_at: 7 * S, retry_after: Some(S / 2 + S / 10), curr_after: 10 },
+            Row { what: "previous window weighs three quarters", before: (4, 0, 10), now: 5 * S + S / 4, quota: q(10), consume: true,
+                  allowed: true, remaining: 1, reset_at: 7 * S, retry_after: None, curr_after: 1 },
+            Row { what: "two windows later all is free", before: (3, 5, 10), now: 5 * S, quota: q(10), consume: false,
+                  allowed: true, remaining: 10, reset_at: 5 * S, retry_after: None, curr_after: 0 },
+            Row { what: "only the previous count: free at the window's end", before: (4, 0, 4), now: 5 * S + S / 2, quota: q(10), consume: false,
+                  allowed: true, remaining: 8, reset_at: 6 * S, retry_after: None, curr_after: 0 },
+            Row { what: "refused at a window's start, admitted as the previous fades", before: (4, 0, 10), now: 5 * S, quota: q(10), consume: true,
+                  allowed: false, remaining: 0, reset_at: 6 * S, retry_after: Some(S / 10), curr_after: 0 },
+            Row { what: "limit one waits two windows", before: (3, 0, 1), now: 3 * S, quota: q(1), consume: true,
+                  allowed: false, remaining: 0, reset_at: 5 * S, retry_after: Some(2 * S), curr_after: 1 },
+            Row { what: "a 10 ms window", before: (0, 0, 0), now: S + 5, quota: ms10, consume: true,
+                  allowed: true, remaining: 4, reset_at: S + 20_000, retry_after: None, curr_after: 1 },
+        ];
+        for r in rows {
+            let (window, prev, curr) = r.before;
+            let mut st = WindowState::at(window, prev, curr);
+            let o = st.check(r.now, r.quota, r.consume);
+            let want = Outcome {
+                allowed: r.allowed,
+                remaining: r.remaining,
+                reset_at: r.reset_at,
+                retry_after: r.retry_after,
+            };
+            assert_eq!(o, want, "{}", r.what);
+            assert_eq!(st.curr, r.curr_after, "{}: count after", r.what);
+        }
+    }
+
+    #[test]
+    fn decision_rounds_reset_up_to_the_unix_second() {
+        let o = Outcome {
+            allowed: false,
+            remaining: 0,
+            reset_at: 1_500_001,
+            retry_after: Some(250_000),
+        };
+        let d = decision_at(0, o, q(10));
+        assert_eq!(
+            (d.allowed, d.limit, d.remaining, d.reset),
+            (false, 10, 0, 2)
+        );
+        assert_eq!(d.retry_after, Some(Duration::from_millis(250)));
+        assert_eq!(decision_at(1_000_000_000_000, o, q(10)).reset, 1_000_002);
+    }
 }

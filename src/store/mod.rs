@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::key::{KeyHash, KeyRecord};
 
-pub use crate::answer::{Answer, AnswerFuture};
+pub use crate::answer::{Answer, AnswerFuture, MapFuture};
 pub use memory::MemoryKeyStore;
 
 /// What a lookup yields: the record, `None` for no such key, or the store's failure.
