@@ -23,7 +23,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
-use ark_auth::{Access, ArkAuth, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore, Permission, Permissions, key::KeyRecord, policy::RequestHead, limit::MemoryRateLimiter, token::{parse_authorization, Token}};
+use ark_auth::{
+    key::KeyRecord,
+    limit::MemoryRateLimiter,
+    policy::RequestHead,
+    token::{parse_authorization, Token},
+    Access, ArkAuth, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore, Permission, Permissions,
+};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{Method, Request, Response};
 use http_body::Body;
