@@ -204,7 +204,7 @@ fn main() {
             Box::new(move || {
                 let layer = ark_auth::ArkAuthLayer::new(store())
                     .require(REQUIRED)
-                    .default_quota(ark_auth::Quota::new(
+                    .default_quota(ark_auth::limit::Quota::new(
                         std::num::NonZeroU32::MIN,
                         Duration::from_secs(3600),
                     ));

@@ -18,8 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ark_auth::{
-    Answer, KeyHash, KeyStore, MemoryKeyStore, MemoryRateLimiter, RateLimiter, RequestId,
-    X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
+    key::KeyHash,
+    limit::{MemoryRateLimiter, RateLimiter},
+    response::{X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET},
+    store::{Answer, KeyStore},
+    MemoryKeyStore, RequestId,
 };
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
@@ -210,7 +213,7 @@ fn bench_prims(c: &mut Criterion) {
     let mut g = c.benchmark_group("prim");
     let token = key_token(0);
     let req = bearer_request(&token);
-    let parsed = ark_auth::Token::parse(&token).unwrap();
+    let parsed = ark_auth::token::Token::parse(&token).unwrap();
     let hash = KeyHash::of(&parsed);
 
     g.bench_function("std_Instant_now", |b| b.iter(|| black_box(Instant::now())));
@@ -219,7 +222,7 @@ fn bench_prims(c: &mut Criterion) {
     });
     g.bench_function("ark_bearer_token_8hdr", |b| {
         b.iter(|| {
-            ark_auth::bearer_token(black_box(&req).headers())
+            ark_auth::token::bearer_token(black_box(&req).headers())
                 .map(|t| t.expose_secret().len())
                 .ok()
         })

@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ark_auth::{Answer, MemoryRateLimiter, Quota, RateLimiter};
+use ark_auth::limit::{Answer, MemoryRateLimiter, Quota, RateLimiter};
 use reference::*;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tower::Layer;
@@ -61,8 +61,8 @@ fn main() {
     // the handler reads it from every `AuthenticatedKey`.
     println!(
         "size_of: KeyRecord {} B (in its Arc: +16), KeyHash {} B, AuthenticatedKey {} B",
-        std::mem::size_of::<ark_auth::KeyRecord>(),
-        std::mem::size_of::<ark_auth::KeyHash>(),
+        std::mem::size_of::<ark_auth::key::KeyRecord>(),
+        std::mem::size_of::<ark_auth::key::KeyHash>(),
         std::mem::size_of::<ark_auth::AuthenticatedKey>()
     );
 
@@ -77,7 +77,7 @@ fn main() {
     // The records alone (structs and id strings, in a Vec), for the breakdown (after
     // the store, so that the RSS figure above is not memory these freed).
     let region = Region::new(GLOBAL);
-    let records: Vec<ark_auth::KeyRecord> = (0..n).map(record).collect();
+    let records: Vec<ark_auth::key::KeyRecord> = (0..n).map(record).collect();
     let records_bytes = net_bytes(&region);
     drop(records);
 

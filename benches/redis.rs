@@ -10,7 +10,11 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use ark_auth::redis::RedisRateLimiter;
-use ark_auth::{Environment, KeyHash, KeyRecord, MemoryRateLimiter, Quota, RateLimiter};
+use ark_auth::{
+    key::{KeyHash, KeyRecord},
+    limit::{MemoryRateLimiter, Quota, RateLimiter},
+    Environment,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// Every check admitted (and counted): the write path of the script.

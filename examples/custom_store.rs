@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ark_auth::{
-    generate_key, Answer, ArkAuthLayer, BoxLookup, Environment, KeyHash, KeyRecord, KeyStore,
-    LookupResult, Permissions, StoreError,
+    generate_key,
+    key::{KeyHash, KeyRecord},
+    store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError},
+    ArkAuthLayer, Environment, Permissions,
 };
 use http::{Request, Response};
 use tokio::sync::RwLock;

@@ -201,7 +201,7 @@ fn run(o: Options) -> Result<(), String> {
 
 /// Applies the schema and inserts the record (which holds the hash, never the key).
 #[cfg(feature = "postgres")]
-fn store_in_database(url: &str, record: &ark_auth::KeyRecord) -> Result<(), String> {
+fn store_in_database(url: &str, record: &ark_auth::key::KeyRecord) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -222,7 +222,7 @@ fn store_in_database(url: &str, record: &ark_auth::KeyRecord) -> Result<(), Stri
 }
 
 #[cfg(not(feature = "postgres"))]
-fn store_in_database(_url: &str, _record: &ark_auth::KeyRecord) -> Result<(), String> {
+fn store_in_database(_url: &str, _record: &ark_auth::key::KeyRecord) -> Result<(), String> {
     Err("--database-url needs the example built with --features postgres".into())
 }
 

@@ -13,8 +13,9 @@
 //! the router then answers 404 or 405: nothing is open by omission.
 
 use ark_auth::{
-    generate_key, Access, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore, Methods,
-    Permission, RouteTable, RouteTableError,
+    generate_key,
+    policy::{Methods, RouteTableError},
+    Access, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore, Permission, RouteTable,
 };
 use axum::extract::Path;
 use axum::routing::{get, post};

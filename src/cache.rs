@@ -40,7 +40,8 @@
 //! ```
 //! use std::time::Duration;
 //! use ark_auth::cache::{CacheConfig, CachedKeyStore};
-//! use ark_auth::{generate_key, Answer, Environment, KeyStore, MemoryKeyStore};
+//! use ark_auth::{generate_key, Environment, MemoryKeyStore};
+//! use ark_auth::store::{Answer, KeyStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let key = generate_key(Environment::Test).unwrap();
@@ -48,7 +49,7 @@
 //! let store = MemoryKeyStore::from_records([key.record]).unwrap();
 //! let cached = CachedKeyStore::new(
 //!     store,
-//!     CacheConfig::default().capacity(10_000).positive_ttl(Duration::from_secs(30)),
+//!     CacheConfig::default().with_capacity(10_000).with_positive_ttl(Duration::from_secs(30)),
 //! );
 //! // First lookup: a miss, answered later (from the inner store).
 //! assert!(cached.lookup(&hash).await.unwrap().is_some());
@@ -87,14 +88,14 @@ impl CacheConfig {
     };
 
     /// At most this many entries, positive and negative together (at least 1).
-    pub fn capacity(mut self, entries: usize) -> Self {
+    pub fn with_capacity(mut self, entries: usize) -> Self {
         self.capacity = entries.max(1);
         self
     }
 
     /// How long a found record is served from the cache: the bound on staleness when no
     /// revocation listener invalidates entries.
-    pub fn positive_ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_positive_ttl(mut self, ttl: Duration) -> Self {
         self.positive_ttl = ttl;
         self
     }
@@ -102,14 +103,34 @@ impl CacheConfig {
     /// How long "no such key" is served from the cache: a key created elsewhere may be
     /// refused for this long on an instance that saw it before it existed, unless a
     /// listener invalidates it.
-    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = ttl;
         self
     }
 
-    /// The capacity.
-    pub fn get_capacity(&self) -> usize {
+    /// At most this many entries are held.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ark_auth::cache::CacheConfig;
+    ///
+    /// let config = CacheConfig::default().with_capacity(0).with_negative_ttl(Duration::ZERO);
+    /// assert_eq!(config.capacity(), 1);
+    /// assert_eq!(config.negative_ttl(), Duration::ZERO);
+    /// assert_eq!(config.positive_ttl(), CacheConfig::DEFAULT.positive_ttl());
+    /// ```
+    pub const fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// How long a found record is served from the cache.
+    pub const fn positive_ttl(&self) -> Duration {
+        self.positive_ttl
+    }
+
+    /// How long "no such key" is served from the cache.
+    pub const fn negative_ttl(&self) -> Duration {
+        self.negative_ttl
     }
 }
 
@@ -409,8 +430,8 @@ mod tests {
         let cached = CachedKeyStore::new(
             inner,
             CacheConfig::default()
-                .negative_ttl(Duration::from_millis(200))
-                .positive_ttl(Duration::from_secs(60)),
+                .with_negative_ttl(Duration::from_millis(200))
+                .with_positive_ttl(Duration::from_secs(60)),
         );
         let unknown = KeyHash::from_bytes([7; 32]);
         assert!(cached.lookup(&unknown).await.unwrap().is_none());
@@ -462,7 +483,7 @@ mod tests {
     #[tokio::test]
     async fn bounded() {
         let (inner, _) = slow();
-        let cached = CachedKeyStore::new(inner.inner, CacheConfig::default().capacity(100));
+        let cached = CachedKeyStore::new(inner.inner, CacheConfig::default().with_capacity(100));
         for i in 0..1000u32 {
             let mut b = [0u8; 32];
             b[..4].copy_from_slice(&i.to_le_bytes());

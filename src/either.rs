@@ -8,7 +8,7 @@ use pin_project_lite::pin_project;
 
 use crate::answer::Answer;
 use crate::key::{KeyHash, KeyRecord};
-use crate::rate_limit::{LimitResult, Quota, RateLimiter};
+use crate::limit::{LimitResult, Quota, RateLimiter};
 use crate::store::{KeyStore, LookupResult};
 
 /// One of two key stores, or one of two rate limiters: the back-end a deployment picks when
@@ -143,7 +143,7 @@ mod tests {
 
     use super::*;
     use crate::key::generate_key;
-    use crate::rate_limit::{LimiterError, MemoryRateLimiter};
+    use crate::limit::{LimiterError, MemoryRateLimiter};
     use crate::store::MemoryKeyStore;
     use crate::token::Environment;
 

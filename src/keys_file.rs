@@ -48,6 +48,7 @@ use crate::token::{Environment, Token};
 
 /// A keys file that cannot be loaded. Never contains a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeysFileError {
     /// Index of the offending entry in `keys`, when the error is about one entry.
     pub entry: Option<usize>,

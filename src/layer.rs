@@ -17,12 +17,13 @@ use tower_service::Service;
 use crate::answer::Answer;
 use crate::authenticated::AuthenticatedKey;
 use crate::body::ArkAuthBody;
+use crate::chain::Chain;
 use crate::drain::{plan, Drain, DrainBound, Drained, Plan};
 use crate::key::{KeyHash, KeyRecord};
+use crate::limit::LimiterError;
+use crate::limit::{MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter};
 use crate::permission::Permissions;
 use crate::policy::{Access, AccessPolicy, KeyScope, RequestHead};
-use crate::rate_limit::LimiterError;
-use crate::rate_limit::{MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter};
 use crate::response::{set_rate_limit_headers, Rejection, Reply};
 use crate::store::{KeyStore, StoreError};
 use crate::token::{bearer_token, Environment};
@@ -179,8 +180,8 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
     }
 
     /// How much of a refused HTTP/1 request's body the layer reads and discards before it
-    /// answers, and for how long it waits for it (defaults [`DEFAULT_DRAIN_LIMIT`](crate::DEFAULT_DRAIN_LIMIT), 256 KiB,
-    /// and [`DEFAULT_DRAIN_TIMEOUT`](crate::DEFAULT_DRAIN_TIMEOUT), 1 second).
+    /// answers, and for how long it waits for it (defaults [`DEFAULT_DRAIN_LIMIT`](crate::service::DEFAULT_DRAIN_LIMIT), 256 KiB,
+    /// and [`DEFAULT_DRAIN_TIMEOUT`](crate::service::DEFAULT_DRAIN_TIMEOUT), 1 second).
     ///
     /// Reading the whole body keeps the keep-alive connection usable for the client's next
     /// request. A body announced larger than `max_bytes` (its `Content-Length`) is not read;
@@ -406,10 +407,10 @@ enum Failure<E> {
     Panic,
 }
 
-impl<E: std::fmt::Display> std::fmt::Display for Failure<E> {
+impl<E: std::error::Error + 'static> std::fmt::Display for Failure<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Error(e) => e.fmt(f),
+            Failure::Error(e) => Chain(e).fmt(f),
             Failure::Timeout => f.write_str("timed out"),
             Failure::Panic => f.write_str("panicked"),
         }
@@ -805,9 +806,9 @@ fn with_limit(rejection: Rejection, d: RateLimitDecision) -> Rejection {
 mod tests {
     use super::*;
     use crate::key::generate_key;
-    use crate::rate_limit::LimitResult;
+    use crate::limit::BoxLimit;
+    use crate::limit::LimitResult;
     use crate::store::{BoxLookup, MemoryKeyStore};
-    use crate::BoxLimit;
     use std::convert::Infallible;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::{ServiceBuilder, ServiceExt};
@@ -818,7 +819,7 @@ mod tests {
 
     impl KeyStore for Yielding {
         type Future = BoxLookup;
-        fn lookup(&self, hash: &KeyHash) -> Answer<crate::LookupResult, BoxLookup> {
+        fn lookup(&self, hash: &KeyHash) -> Answer<crate::store::LookupResult, BoxLookup> {
             let answer = self.0.lookup(hash);
             Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;
@@ -892,8 +893,8 @@ mod tests {
         #[derive(Clone)]
         struct Hang;
         impl KeyStore for Hang {
-            type Future = std::future::Pending<crate::LookupResult>;
-            fn lookup(&self, _: &KeyHash) -> Answer<crate::LookupResult, Self::Future> {
+            type Future = std::future::Pending<crate::store::LookupResult>;
+            fn lookup(&self, _: &KeyHash) -> Answer<crate::store::LookupResult, Self::Future> {
                 Answer::Later(std::future::pending())
             }
         }

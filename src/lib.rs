@@ -1,7 +1,7 @@
 //! API-key authentication for any tower service: axum, hyper, tonic-style stacks, gateways.
 //!
 //! [`ArkAuthLayer`] reads `Authorization: Bearer ark_live_…` / `ark_test_…`, verifies the key
-//! in constant time against a pluggable async [`KeyStore`], checks the permissions the route
+//! in constant time against a pluggable async [`KeyStore`](store::KeyStore), checks the permissions the route
 //! requires, applies the key's rate limit, and either calls the inner service with the
 //! [`AuthenticatedKey`] in the request extensions or answers itself with the JSON error of
 //! the Ark wire contract (401, 403, 429, 503).
@@ -34,6 +34,24 @@
 //! # }
 //! ```
 //!
+//! # Where things are
+//!
+//! An application needs the names at the root: the layer ([`ArkAuthLayer`], its service
+//! [`ArkAuth`], [`LimiterFailure`]), what a route requires ([`Access`], [`AccessPolicy`],
+//! [`RouteTable`]), what a handler sees ([`AuthenticatedKey`], [`RequestId`]), keys and their
+//! permissions ([`generate_key`], [`Environment`], [`Permission`], [`Permissions`]) and the
+//! in-memory [`MemoryKeyStore`]. The rest is grouped by who uses it:
+//!
+//! - [`key`]: key hashes, records and generation, for whoever provisions keys;
+//! - [`token`]: the `Authorization: Bearer` grammar;
+//! - [`permission`]: the permissions and their set;
+//! - [`policy`]: access policies and the route table's parts;
+//! - [`store`]: the [`KeyStore`](store::KeyStore) trait and its answer, for store authors;
+//! - [`limit`]: the [`RateLimiter`](limit::RateLimiter) trait, quotas and decisions, and the
+//!   in-memory limiter, for limiter authors;
+//! - [`response`]: the codes and headers of the rejections the layer writes;
+//! - [`service`]: the layer's response future and body, and its default bounds.
+//!
 //! # Cargo features
 //!
 //! - `serde`: the JSON keys-file loader (module `keys_file`).
@@ -53,24 +71,22 @@
 mod answer;
 mod authenticated;
 mod body;
+mod chain;
 mod drain;
-mod either;
-mod key;
 mod layer;
-mod permission;
-mod policy;
-mod rate_limit;
 mod redact;
+
+pub mod either;
+pub mod key;
+pub mod limit;
+pub mod permission;
+pub mod policy;
 pub mod response;
-mod route_path;
-mod route_table;
-mod store;
-mod token;
+pub mod store;
+pub mod token;
 
 #[cfg(feature = "cache")]
 pub mod cache;
-#[cfg(feature = "axum")]
-mod extract;
 #[cfg(feature = "serde")]
 mod json_members;
 #[cfg(feature = "serde")]
@@ -80,30 +96,24 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use answer::{Answer, AnswerFuture};
+/// The tower middleware: [`ArkAuthLayer`] and its options, the [`ArkAuth`] service, its
+/// response future and body, and the default bounds it applies.
+pub mod service {
+    pub use crate::body::ArkAuthBody;
+    pub use crate::drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
+    pub use crate::layer::{
+        ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT,
+    };
+}
+
 pub use authenticated::AuthenticatedKey;
-pub use body::ArkAuthBody;
-pub use drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
-pub use either::{Either, EitherFuture};
 #[cfg(feature = "axum")]
-pub use extract::MissingAuthenticatedKey;
-pub use key::{
-    generate_key, GeneratedKey, InvalidKeyHash, KeyGenError, KeyHash, KeyRecord, PlaintextKey,
-    GENERATED_BODY_LEN,
-};
-pub use layer::{ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT};
-pub use permission::{Permission, Permissions, UnknownPermission};
-pub use policy::{Access, AccessPolicy, KeyScope, RequestHead};
-pub use rate_limit::{
-    BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimitDecision, RateLimiter,
-};
-pub use redact::repeats_credentials;
-pub use response::{
-    ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
-};
-pub use route_table::{Methods, RouteTable, RouteTableBuilder, RouteTableError};
-pub use store::{BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore, StoreError};
-pub use token::{
-    bearer_token, parse_authorization, CredentialError, Environment, Token, UnknownEnvironment,
-    MAX_BODY_LEN, MIN_BODY_LEN,
-};
+pub use authenticated::MissingAuthenticatedKey;
+pub use either::Either;
+pub use key::generate_key;
+pub use permission::{Permission, Permissions};
+pub use policy::{Access, AccessPolicy, RouteTable};
+pub use response::RequestId;
+pub use service::{ArkAuth, ArkAuthLayer, LimiterFailure};
+pub use store::MemoryKeyStore;
+pub use token::Environment;

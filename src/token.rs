@@ -8,6 +8,8 @@ use std::fmt;
 
 use http::header::{HeaderMap, AUTHORIZATION};
 
+pub use crate::redact::repeats_credentials;
+
 /// Shortest accepted key body (characters after `ark_live_` / `ark_test_`).
 pub const MIN_BODY_LEN: usize = 16;
 /// Longest accepted key body.
@@ -91,7 +93,7 @@ static ALPHANUMERIC: [bool; 256] = {
 /// `Debug` and `Display` show only the public prefix (`ark_live_…`), never the secret body.
 ///
 /// ```
-/// use ark_auth::{Environment, Token};
+/// use ark_auth::token::{Environment, Token};
 ///
 /// let token = Token::parse("ark_test_0123456789abcdefXYZ").unwrap();
 /// assert_eq!(token.environment(), Environment::Test);
@@ -159,6 +161,7 @@ impl fmt::Display for Token<'_> {
 
 /// Why the credentials of a request were refused before any key store was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CredentialError {
     /// No `Authorization` header, an empty one, or a scheme other than `Bearer`.
     #[error("no Bearer credentials")]
@@ -181,7 +184,7 @@ pub enum CredentialError {
 /// `Authorization` header is refused; no other header, query string or cookie is read.
 ///
 /// ```
-/// use ark_auth::{bearer_token, CredentialError};
+/// use ark_auth::token::{bearer_token, CredentialError};
 /// use http::HeaderMap;
 ///
 /// let mut headers = HeaderMap::new();
@@ -223,7 +226,7 @@ fn trim(mut v: &[u8]) -> &[u8] {
 /// Parses the value of one `Authorization` header (`Bearer <token>`).
 ///
 /// ```
-/// use ark_auth::{parse_authorization, CredentialError};
+/// use ark_auth::token::{parse_authorization, CredentialError};
 ///
 /// assert!(parse_authorization(b"BEARER ark_test_0123456789abcdef").is_ok());
 /// assert_eq!(parse_authorization(b"Bearer"), Err(CredentialError::NoToken));

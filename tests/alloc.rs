@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ark_auth::{
-    ArkAuthLayer, AuthenticatedKey, KeyRecord, MemoryKeyStore, Permission, Permissions, Quota,
-    Token,
+    key::KeyRecord, limit::Quota, token::Token, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore,
+    Permission, Permissions,
 };
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};

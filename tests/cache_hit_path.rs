@@ -10,7 +10,12 @@ use std::alloc::System;
 use std::time::{Duration, Instant};
 
 use ark_auth::cache::{CacheConfig, CachedKeyStore};
-use ark_auth::{generate_key, Answer, Environment, KeyHash, KeyStore, MemoryKeyStore};
+use ark_auth::{
+    generate_key,
+    key::KeyHash,
+    store::{Answer, KeyStore},
+    Environment, MemoryKeyStore,
+};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]

@@ -14,9 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ark_auth::{
-    generate_key, Access, Answer, ArkAuthLayer, AuthenticatedKey, BoxLookup, Environment,
-    GeneratedKey, KeyHash, KeyRecord, KeyStore, LimiterFailure, LookupResult, MemoryKeyStore,
-    Permission, Permissions, RequestHead, Token,
+    generate_key,
+    key::{GeneratedKey, KeyHash, KeyRecord},
+    policy::RequestHead,
+    store::{Answer, BoxLookup, KeyStore, LookupResult},
+    token::Token,
+    Access, ArkAuthLayer, AuthenticatedKey, Environment, LimiterFailure, MemoryKeyStore,
+    Permission, Permissions,
 };
 use common::{
     authorization, own_limiter, request, send, spawn, spawn_both, try_send, Bad, BadLimiter,

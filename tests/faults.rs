@@ -12,8 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ark_auth::{
-    generate_key, Answer, ArkAuthLayer, BoxLookup, Environment, KeyHash, KeyStore, LookupResult,
-    MemoryKeyStore, Permissions, Token, DEFAULT_TIMEOUT,
+    generate_key,
+    key::KeyHash,
+    service::DEFAULT_TIMEOUT,
+    store::{Answer, BoxLookup, KeyStore, LookupResult},
+    token::Token,
+    ArkAuthLayer, Environment, MemoryKeyStore, Permissions,
 };
 use common::{bearer, own_limiter, request, send, spawn_both};
 use tokio::io::AsyncWriteExt;
@@ -97,7 +101,7 @@ impl KeyStore for SlowStore {
     }
 }
 
-fn key() -> (String, ark_auth::KeyRecord) {
+fn key() -> (String, ark_auth::key::KeyRecord) {
     let g = generate_key(Environment::Live).unwrap();
     (
         g.plaintext.expose_secret().to_owned(),

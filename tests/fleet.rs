@@ -282,7 +282,7 @@ async fn keygen_stores_only_the_hash() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.lines().next().unwrap().trim().to_owned();
-    let hash = ark_auth::KeyHash::of(&ark_auth::Token::parse(&token).unwrap());
+    let hash = ark_auth::key::KeyHash::of(&ark_auth::token::Token::parse(&token).unwrap());
     let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
         .await
         .unwrap();

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use ark_auth::cache::{CacheConfig, CachedKeyStore};
 use ark_auth::postgres::{PostgresKeyStore, PostgresOptions};
-use ark_auth::{generate_key, Environment, KeyHash, KeyStore, Permissions, Token};
+use ark_auth::{
+    generate_key, key::KeyHash, store::KeyStore, token::Token, Environment, Permissions,
+};
 use futures::StreamExt;
 
 const FLOOD: usize = 100_000;
@@ -92,8 +94,8 @@ async fn flood_of_random_keys() {
     //    the first is in flight), then the whole flood replayed.
     let big = store.clone().cached(
         CacheConfig::default()
-            .capacity(2 * FLOOD)
-            .negative_ttl(Duration::from_secs(600)),
+            .with_capacity(2 * FLOOD)
+            .with_negative_ttl(Duration::from_secs(600)),
     );
     // Both copies of a key are adjacent, so they are in flight together (coalesced).
     let twice: Vec<KeyHash> = flood.iter().flat_map(|h| [*h, *h]).collect();
@@ -132,8 +134,8 @@ async fn flood_of_random_keys() {
     let bound = 10_000;
     let small = store.clone().cached(
         CacheConfig::default()
-            .capacity(bound)
-            .negative_ttl(Duration::from_secs(600)),
+            .with_capacity(bound)
+            .with_negative_ttl(Duration::from_secs(600)),
     );
     let mut mixed = Vec::with_capacity(FLOOD + FLOOD / 50);
     for (i, h) in flood.iter().enumerate() {

@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ark_auth::{
-    generate_key, Access, Answer, ArkAuthLayer, AuthenticatedKey, Environment, KeyHash, KeyRecord,
-    KeyStore, LookupResult, MemoryKeyStore, Permission, Permissions, RequestHead, StoreError,
+    generate_key,
+    key::{KeyHash, KeyRecord},
+    policy::RequestHead,
+    store::{Answer, KeyStore, LookupResult, StoreError},
+    Access, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore, Permission, Permissions,
 };
 use http::uri::PathAndQuery;
 use tonic::{Code, Request, Response, Status};
@@ -108,7 +111,8 @@ async fn serve() -> (SocketAddr, Arc<AtomicUsize>, Keys) {
         failing: add(&|r| r.with_permissions(Permissions::ALL)),
     };
     let failing = KeyHash::of(
-        &ark_auth::parse_authorization(format!("Bearer {}", keys.failing).as_bytes()).unwrap(),
+        &ark_auth::token::parse_authorization(format!("Bearer {}", keys.failing).as_bytes())
+            .unwrap(),
     );
     let layer =
         ArkAuthLayer::new(Arc::new(FailsFor(store, failing))).policy(|req: &RequestHead<'_>| {

@@ -17,9 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ark_auth::{
-    bearer_token, generate_key, keys_file, Access, ArkAuthLayer, AuthenticatedKey, Environment,
-    KeyHash, KeyRecord, LimiterFailure, MemoryKeyStore, MemoryRateLimiter, Permission, Permissions,
-    PlaintextKey, RequestHead, Token,
+    generate_key,
+    key::{KeyHash, KeyRecord, PlaintextKey},
+    keys_file,
+    limit::MemoryRateLimiter,
+    policy::RequestHead,
+    token::{bearer_token, Token},
+    Access, ArkAuthLayer, AuthenticatedKey, Environment, LimiterFailure, MemoryKeyStore,
+    Permission, Permissions,
 };
 use bytes::Bytes;
 use common::{Bad, BadLimiter, BadStore, Capture};
@@ -140,7 +145,10 @@ fn policy(req: &RequestHead<'_>) -> Access {
 /// A captured response, as text: status, every header, the body.
 async fn run<S>(svc: S, req: Request<Full<Bytes>>) -> (u16, String)
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<ark_auth::ArkAuthBody<Full<Bytes>>>>,
+    S: Service<
+        Request<Full<Bytes>>,
+        Response = Response<ark_auth::service::ArkAuthBody<Full<Bytes>>>,
+    >,
     S::Error: std::fmt::Debug,
 {
     let res = svc.oneshot(req).await.unwrap();
@@ -516,5 +524,8 @@ fn plaintext_key_is_zeroize_on_drop() {
     let g = generate_key(Environment::Test).unwrap();
     let copy = g.plaintext.clone();
     drop(g);
-    assert_eq!(copy.expose_secret().len(), 9 + ark_auth::GENERATED_BODY_LEN);
+    assert_eq!(
+        copy.expose_secret().len(),
+        9 + ark_auth::key::GENERATED_BODY_LEN
+    );
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ark_auth::{
-    generate_key, ArkAuthLayer, Environment, MemoryKeyStore, Permission, Permissions, Quota,
+    generate_key, limit::Quota, ArkAuthLayer, Environment, MemoryKeyStore, Permission, Permissions,
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -28,7 +28,7 @@ struct Keys {
 }
 
 fn keys() -> Keys {
-    let k = |f: &dyn Fn(ark_auth::KeyRecord) -> ark_auth::KeyRecord| {
+    let k = |f: &dyn Fn(ark_auth::key::KeyRecord) -> ark_auth::key::KeyRecord| {
         let g = generate_key(Environment::Live).unwrap();
         (g.plaintext.expose_secret().to_owned(), f(g.record))
     };

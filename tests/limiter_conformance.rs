@@ -14,8 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ark_auth::redis::RedisRateLimiter;
 use ark_auth::{
-    generate_key, ArkAuthLayer, Environment, KeyHash, KeyRecord, LimiterFailure, MemoryKeyStore,
-    Quota, RateLimitDecision, RateLimiter,
+    generate_key,
+    key::{KeyHash, KeyRecord},
+    limit::{Quota, RateLimitDecision, RateLimiter},
+    ArkAuthLayer, Environment, LimiterFailure, MemoryKeyStore,
 };
 use common::{bearer, request, send, Flavor, RawResponse};
 
@@ -242,7 +244,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(&ark_auth::MemoryRateLimiter::new()).await;
+                    super::$name(&ark_auth::limit::MemoryRateLimiter::new()).await;
                 }
             )*
         }

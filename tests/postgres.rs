@@ -12,10 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ark_auth::cache::CacheConfig;
 use ark_auth::postgres::{PostgresKeyStore, PostgresOptions};
-use ark_auth::{generate_key, Answer, ArkAuthLayer, Environment, KeyStore, Permissions};
+use ark_auth::{
+    generate_key,
+    store::{Answer, KeyStore},
+    ArkAuthLayer, Environment, Permissions,
+};
 use common::{bearer, request, send, Flavor};
 
-fn full_key() -> (String, ark_auth::KeyRecord) {
+fn full_key() -> (String, ark_auth::key::KeyRecord) {
     let key = generate_key(Environment::Live).unwrap();
     (
         key.plaintext.expose_secret().to_owned(),
@@ -344,7 +348,12 @@ async fn unknown_permission_in_the_database_fails_closed() {
         ),
     )
     .await;
-    let e = store.lookup(record.hash()).await.unwrap_err().to_string();
+    let err = store.lookup(record.hash()).await.unwrap_err();
+    // The error and its causes, as the layer logs them.
+    let e = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
     assert!(e.contains("emails:delete"), "{e}");
     assert!(!e.contains(&token[9..]), "no secret in errors");
     assert!(store.list().await.is_err(), "list fails closed too");

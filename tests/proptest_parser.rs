@@ -11,7 +11,8 @@
 //!   refused.
 
 use ark_auth::{
-    parse_authorization, CredentialError, Environment, Token, MAX_BODY_LEN, MIN_BODY_LEN,
+    token::{parse_authorization, CredentialError, Token, MAX_BODY_LEN, MIN_BODY_LEN},
+    Environment,
 };
 use proptest::prelude::*;
 
@@ -200,9 +201,9 @@ proptest! {
         };
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, a.clone());
-        prop_assert_eq!(ark_auth::bearer_token(&headers), parse_authorization(a.as_bytes()));
+        prop_assert_eq!(ark_auth::token::bearer_token(&headers), parse_authorization(a.as_bytes()));
         headers.append(AUTHORIZATION, b);
-        prop_assert_eq!(ark_auth::bearer_token(&headers), Err(CredentialError::MultipleHeaders));
+        prop_assert_eq!(ark_auth::token::bearer_token(&headers), Err(CredentialError::MultipleHeaders));
     }
 }
 

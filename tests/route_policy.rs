@@ -15,8 +15,8 @@ mod common;
 use std::net::SocketAddr;
 
 use ark_auth::{
-    generate_key, Access, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore, Methods,
-    Permission, Permissions, RouteTable,
+    generate_key, policy::Methods, Access, ArkAuthLayer, AuthenticatedKey, Environment,
+    MemoryKeyStore, Permission, Permissions, RouteTable,
 };
 use axum::extract::Path;
 use axum::routing::get;

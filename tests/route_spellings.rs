@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ark_auth::{
-    generate_key, Access, ArkAuthLayer, Environment, KeyRecord, KeyScope, MemoryKeyStore,
-    Permission, Permissions,
+    generate_key, key::KeyRecord, policy::KeyScope, Access, ArkAuthLayer, Environment,
+    MemoryKeyStore, Permission, Permissions,
 };
 use axum::body::Body;
 use axum::extract::Path;
@@ -162,7 +162,7 @@ async fn plain_spellings_reach_their_route() {
     for (i, (pattern, _, param)) in f.routes.iter().enumerate() {
         let method = if server::routes()[i]
             .methods
-            .contains(ark_auth::Methods::POST)
+            .contains(ark_auth::policy::Methods::POST)
         {
             "POST"
         } else {

@@ -4,7 +4,8 @@
 //! fallback, and the patterns refused at build time.
 
 use ark_auth::{
-    Access, AccessPolicy, KeyScope, Methods, Permission, Permissions, RequestHead, RouteTable,
+    policy::{KeyScope, Methods, RequestHead},
+    Access, AccessPolicy, Permission, Permissions, RouteTable,
 };
 use http::{Method, Request};
 
@@ -220,7 +221,7 @@ fn absolute_form_and_the_query_use_the_path() {
 
 #[test]
 fn invalid_or_conflicting_patterns_are_build_errors() {
-    let bad: Vec<(&str, ark_auth::RouteTableBuilder)> = vec![
+    let bad: Vec<(&str, ark_auth::policy::RouteTableBuilder)> = vec![
         (
             "no slash",
             RouteTable::builder().route("v1/x", Methods::GET, Access::Public),

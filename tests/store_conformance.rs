@@ -15,8 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ark_auth::cache::{CacheConfig, CachedKeyStore};
 use ark_auth::postgres::PostgresKeyStore;
 use ark_auth::{
-    generate_key, Environment, KeyHash, KeyRecord, KeyStore, MemoryKeyStore, Permission,
-    Permissions, Token,
+    generate_key,
+    key::{KeyHash, KeyRecord},
+    store::KeyStore,
+    token::Token,
+    Environment, MemoryKeyStore, Permission, Permissions,
 };
 
 /// How a test writes keys into the store under test.
@@ -358,7 +361,7 @@ impl Listened {
         let start = std::time::Instant::now();
         loop {
             match self.cache.lookup(hash) {
-                ark_auth::Answer::Now(Ok(now)) if now == before => {}
+                ark_auth::store::Answer::Now(Ok(now)) if now == before => {}
                 _ => return,
             }
             assert!(
@@ -371,7 +374,7 @@ impl Listened {
 
     fn cached(&self, hash: &KeyHash) -> Option<Arc<KeyRecord>> {
         match self.cache.lookup(hash) {
-            ark_auth::Answer::Now(Ok(r)) => r,
+            ark_auth::store::Answer::Now(Ok(r)) => r,
             _ => None,
         }
     }
@@ -392,7 +395,11 @@ impl Harness for Listened {
     async fn insert(&self, record: &KeyRecord) {
         let before = self.cached(record.hash());
         self.inner.insert(record).await;
-        if before.is_none() && matches!(self.cache.lookup(record.hash()), ark_auth::Answer::Now(_))
+        if before.is_none()
+            && matches!(
+                self.cache.lookup(record.hash()),
+                ark_auth::store::Answer::Now(_)
+            )
         {
             // A negative entry: the INSERT notification must drop it.
             self.settle(record.hash(), None).await;

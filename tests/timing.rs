@@ -26,7 +26,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use ark_auth::{ArkAuth, ArkAuthLayer, KeyRecord, MemoryKeyStore, Token};
+use ark_auth::{key::KeyRecord, token::Token, ArkAuth, ArkAuthLayer, MemoryKeyStore};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;

@@ -28,8 +28,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use ark_auth::{
-    ArkAuthLayer, Environment, KeyHash, KeyRecord, MemoryKeyStore, Permission, Permissions, Quota,
-    Token,
+    key::{KeyHash, KeyRecord},
+    limit::Quota,
+    token::Token,
+    ArkAuthLayer, Environment, MemoryKeyStore, Permission, Permissions,
 };
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -392,15 +394,15 @@ where
 pub fn add_ratelimit_headers<B>(mut res: Response<B>) -> Response<B> {
     let h = res.headers_mut();
     h.insert(
-        ark_auth::X_RATELIMIT_LIMIT.clone(),
+        ark_auth::response::X_RATELIMIT_LIMIT.clone(),
         HeaderValue::from(std::hint::black_box(9_999u32)),
     );
     h.insert(
-        ark_auth::X_RATELIMIT_REMAINING.clone(),
+        ark_auth::response::X_RATELIMIT_REMAINING.clone(),
         HeaderValue::from(std::hint::black_box(9_998u32)),
     );
     h.insert(
-        ark_auth::X_RATELIMIT_RESET.clone(),
+        ark_auth::response::X_RATELIMIT_RESET.clone(),
         HeaderValue::from(std::hint::black_box(1_790_000_000u64)),
     );
     res

@@ -1,7 +1,11 @@
 //! The whole application: the routes, the router's fallbacks, one auth layer over all of
 //! it, and the request log outside.
 
-use ark_auth::{ArkAuthLayer, KeyStore, MemoryKeyStore, MemoryRateLimiter, Quota, RateLimiter};
+use ark_auth::{
+    limit::{MemoryRateLimiter, Quota, RateLimiter},
+    store::KeyStore,
+    ArkAuthLayer, MemoryKeyStore,
+};
 use axum::Router;
 
 use super::emails::AppState;

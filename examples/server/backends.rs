@@ -1,7 +1,7 @@
 //! The back-ends of a run: keys in memory or in PostgreSQL (cached, revocations pushed by
 //! LISTEN/NOTIFY), rate limits in memory or in Redis; chosen at start as `ark_auth::Either`.
 
-use ark_auth::{Either, KeyRecord, MemoryKeyStore, MemoryRateLimiter};
+use ark_auth::{key::KeyRecord, limit::MemoryRateLimiter, Either, MemoryKeyStore};
 use axum::Router;
 
 use super::app::app_with;

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use ark_auth::{AuthenticatedKey, Permission, Permissions, Quota};
+use ark_auth::{limit::Quota, AuthenticatedKey, Permission, Permissions};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde::Serialize;

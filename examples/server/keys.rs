@@ -1,7 +1,7 @@
 //! The keys of a run: a keys file, or demo keys generated now and printed once.
 
 use ark_auth::{
-    generate_key, keys_file, Environment, KeyRecord, MemoryKeyStore, Permission, Permissions,
+    generate_key, key::KeyRecord, keys_file, Environment, MemoryKeyStore, Permission, Permissions,
 };
 
 use super::reply::rfc3339;

@@ -1,7 +1,7 @@
 //! The request log: method, path, outcome and request id of every request, with anything
 //! from the request that might carry a key redacted.
 
-use ark_auth::X_REQUEST_ID;
+use ark_auth::response::X_REQUEST_ID;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
@@ -66,7 +66,7 @@ fn capped(s: &str) -> String {
 }
 
 /// Whether a text from the request might carry a key: a key prefix or 8 characters of the
-/// presented credentials (`ark_auth::repeats_credentials`), or a run of 16 letters and
+/// presented credentials (`ark_auth::token::repeats_credentials`), or a run of 16 letters and
 /// digits (as long as the shortest key body).
 fn might_hold_a_key(headers: &HeaderMap, text: &str) -> bool {
     let longest_run = text
@@ -74,7 +74,8 @@ fn might_hold_a_key(headers: &HeaderMap, text: &str) -> bool {
         .map(str::len)
         .max()
         .unwrap_or(0);
-    ark_auth::repeats_credentials(headers, text.as_bytes()) || longest_run >= ark_auth::MIN_BODY_LEN
+    ark_auth::token::repeats_credentials(headers, text.as_bytes())
+        || longest_run >= ark_auth::token::MIN_BODY_LEN
 }
 
 /// The method as logged: a standard one as is; any other redacted when it might hold a key
@@ -106,7 +107,7 @@ fn logged_method(method: &Method, headers: &HeaderMap) -> String {
 fn logged_path(path: &str, headers: &HeaderMap) -> String {
     let mut text = path.to_owned();
     for _ in 0..4 {
-        if ark_auth::repeats_credentials(headers, text.as_bytes()) {
+        if ark_auth::token::repeats_credentials(headers, text.as_bytes()) {
             return "<path redacted>".to_owned();
         }
         let decoded = percent_encoding::percent_decode_str(&text)
@@ -117,7 +118,7 @@ fn logged_path(path: &str, headers: &HeaderMap) -> String {
         }
         text = decoded;
     }
-    if ark_auth::repeats_credentials(headers, text.as_bytes()) {
+    if ark_auth::token::repeats_credentials(headers, text.as_bytes()) {
         return "<path redacted>".to_owned();
     }
     capped(path)

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::SystemTime;
 
-use ark_auth::{RequestId, X_REQUEST_ID};
+use ark_auth::{response::X_REQUEST_ID, RequestId};
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;

@@ -1,6 +1,6 @@
 //! The demo's routes: one list that builds both the router and the layer's `RouteTable`.
 
-use ark_auth::{Access, Methods, Permission, RouteTable};
+use ark_auth::{policy::Methods, Access, Permission, RouteTable};
 use axum::handler::Handler;
 use axum::routing::{any, on, MethodFilter, MethodRouter};
 

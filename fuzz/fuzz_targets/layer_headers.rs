@@ -24,8 +24,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use ark_auth::{
-    parse_authorization, Access, ArkAuth, ArkAuthLayer, AuthenticatedKey, KeyRecord,
-    MemoryKeyStore, MemoryRateLimiter, Permission, Permissions, RequestHead, Token,
+    key::KeyRecord,
+    limit::MemoryRateLimiter,
+    policy::RequestHead,
+    token::{parse_authorization, Token},
+    Access, ArkAuth, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore, Permission, Permissions,
 };
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{Method, Request, Response};

@@ -3,7 +3,10 @@
 //! alphanumerics, spaces/tabs around the value), and a bare token parses iff it fits.
 #![no_main]
 
-use ark_auth::{bearer_token, parse_authorization, CredentialError, Environment, Token};
+use ark_auth::{
+    token::{bearer_token, parse_authorization, CredentialError, Token},
+    Environment,
+};
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use libfuzzer_sys::fuzz_target;
 

@@ -12,7 +12,7 @@ use crate::token::{Environment, Token};
 ///
 /// ```
 /// fn zeroed_on_drop<T: zeroize::ZeroizeOnDrop>() {}
-/// zeroed_on_drop::<ark_auth::PlaintextKey>();
+/// zeroed_on_drop::<ark_auth::key::PlaintextKey>();
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlaintextKey(String);
@@ -64,7 +64,9 @@ pub const GENERATED_BODY_LEN: usize = 32;
 /// Mints a new key from the operating system's CSPRNG.
 ///
 /// ```
-/// use ark_auth::{generate_key, Environment, KeyHash, Token};
+/// use ark_auth::{generate_key, Environment};
+/// use ark_auth::key::KeyHash;
+/// use ark_auth::token::Token;
 ///
 /// let key = generate_key(Environment::Test).unwrap();
 /// let token = Token::parse(key.plaintext.expose_secret()).unwrap();

@@ -22,7 +22,9 @@ use crate::token::{Environment, Token};
 /// allocated only when one of them is set.
 ///
 /// ```
-/// use ark_auth::{Environment, KeyHash, KeyRecord, Permissions, Token};
+/// use ark_auth::{Environment, Permissions};
+/// use ark_auth::key::{KeyHash, KeyRecord};
+/// use ark_auth::token::Token;
 ///
 /// let token = Token::parse("ark_live_0123456789abcdefXYZ").unwrap();
 /// let record = KeyRecord::new("key_1", KeyHash::of(&token), Environment::Live)

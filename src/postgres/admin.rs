@@ -9,7 +9,7 @@ use crate::store::StoreError;
 
 impl PostgresKeyStore {
     /// Stores a new key; fails if its id or hash is already there. Takes the record of a
-    /// [`GeneratedKey`](crate::GeneratedKey) (`&key.record`), which holds the hash only.
+    /// [`GeneratedKey`](crate::key::GeneratedKey) (`&key.record`), which holds the hash only.
     pub async fn create(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(INSERT).await.map_err(err)?;

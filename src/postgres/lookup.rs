@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::sql::{err, record, LOOKUP};
 use super::PostgresKeyStore;
 use crate::answer::Answer;
+use crate::chain::Chain;
 use crate::key::KeyHash;
 use crate::store::{BoxLookup, KeyStore, LookupResult};
 
@@ -30,7 +31,7 @@ impl KeyStore for PostgresKeyStore {
                     Ok(Some(Arc::new(record)))
                 }
                 Err(e) => {
-                    tracing::error!("refusing a key whose row cannot be loaded: {e}");
+                    tracing::error!("refusing a key whose row cannot be loaded: {}", Chain(&e));
                     Err(e)
                 }
             }

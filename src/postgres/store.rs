@@ -15,7 +15,7 @@ use crate::cache::{CacheConfig, CacheInvalidator, CachedKeyStore};
 use crate::key::KeyRecord;
 use crate::store::StoreError;
 
-/// A [`KeyStore`](crate::KeyStore) on PostgreSQL. See the [module documentation](super).
+/// A [`KeyStore`](crate::store::KeyStore) on PostgreSQL. See the [module documentation](super).
 ///
 /// Cloning shares the pool, the counters and the `last_used_at` writer.
 #[derive(Clone)]

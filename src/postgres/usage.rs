@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::sql::{err, TOUCH};
 use super::PostgresOptions;
+use crate::chain::Chain;
 use crate::key::DigestHasher;
 use crate::key::KeyHash;
 
@@ -128,7 +129,11 @@ async fn flush(pool: &Pool, pending: &mut HashMap<KeyHash, SystemTime>, state: &
         Ok(n) => {
             state.rows.fetch_add(n, Ordering::Relaxed);
         }
-        Err(e) => tracing::warn!("last_used_at of {} key(s) not recorded: {e}", pending.len()),
+        Err(e) => tracing::warn!(
+            "last_used_at of {} key(s) not recorded: {}",
+            pending.len(),
+            Chain(&e)
+        ),
     }
     pending.clear();
 }

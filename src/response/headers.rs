@@ -6,7 +6,7 @@ use http::header::{
 };
 
 use super::values::{self, Shape};
-use crate::rate_limit::RateLimitDecision;
+use crate::limit::RateLimitDecision;
 
 /// `X-RateLimit-Limit`.
 pub static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");

@@ -9,8 +9,8 @@ use super::headers::{insert_headers, json_headers};
 use super::request_id::RequestId;
 use super::{json, values};
 use crate::body::ArkAuthBody;
+use crate::limit::RateLimitDecision;
 use crate::permission::Permissions;
-use crate::rate_limit::RateLimitDecision;
 use crate::token::{CredentialError, Environment};
 
 /// Why the layer answered a request itself.

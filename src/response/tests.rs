@@ -11,8 +11,8 @@ use http_body_util::{BodyExt as _, Empty};
 use super::grpc::Grpc;
 use super::*;
 use crate::body::ArkAuthBody;
+use crate::limit::RateLimitDecision;
 use crate::permission::{Permission, Permissions};
-use crate::rate_limit::RateLimitDecision;
 use crate::token::{CredentialError, Environment};
 
 pub(super) fn assert_same_value(v: &HeaderValue, n: u64) {

@@ -26,8 +26,8 @@ use super::headers::{
     X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };
 use super::json;
+use crate::limit::RateLimitDecision;
 use crate::permission::Permissions;
-use crate::rate_limit::RateLimitDecision;
 
 // ---- carve: one block of small pieces per thread ----
 

@@ -1,4 +1,5 @@
-//! Where keys live: the [`KeyStore`] trait and the in-memory [`MemoryKeyStore`].
+//! Where keys live: the [`KeyStore`] trait a store implements, what a lookup yields, and
+//! the in-memory [`MemoryKeyStore`].
 
 mod memory;
 mod shards;
@@ -7,9 +8,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::answer::Answer;
 use crate::key::{KeyHash, KeyRecord};
 
+pub use crate::answer::{Answer, AnswerFuture, MapFuture};
 pub use memory::MemoryKeyStore;
 
 /// What a lookup yields: the record, `None` for no such key, or the store's failure.
@@ -36,7 +37,8 @@ pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>
 ///
 /// ```
 /// use std::sync::Arc;
-/// use ark_auth::{Answer, BoxLookup, KeyHash, KeyRecord, KeyStore, LookupResult, StoreError};
+/// use ark_auth::key::{KeyHash, KeyRecord};
+/// use ark_auth::store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError};
 ///
 /// /// A store that asks some remote service.
 /// #[derive(Clone)]
@@ -73,9 +75,22 @@ impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
     }
 }
 
-/// A key store that could not answer. Its `Display` never contains a key.
+/// A key store that could not answer. Never contains a key.
+///
+/// Its `Display` is "key store failed"; the store's own error is its
+/// [`source`](std::error::Error::source), so a report that walks the chain shows each once
+/// (the layer's logs do).
+///
+/// ```
+/// use std::error::Error;
+/// use ark_auth::store::StoreError;
+///
+/// let e = StoreError::new("connection refused");
+/// assert_eq!(e.to_string(), "key store failed");
+/// assert_eq!(e.source().unwrap().to_string(), "connection refused");
+/// ```
 #[derive(Debug, thiserror::Error)]
-#[error("key store failed: {source}")]
+#[error("key store failed")]
 pub struct StoreError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
@@ -91,6 +106,7 @@ impl StoreError {
 
 /// A key with this hash or id is already in the store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DuplicateKey {
     /// Two records with the same hash (the same token).
     #[error("duplicate key (record {id:?} has the same hash as an earlier one)")]

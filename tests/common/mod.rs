@@ -14,9 +14,10 @@ use std::time::Duration;
 use std::future::IntoFuture;
 
 use ark_auth::{
-    AccessPolicy, Answer, ArkAuthLayer, AuthenticatedKey, BoxLimit, BoxLookup, KeyHash, KeyRecord,
-    KeyStore, LimitResult, LimiterError, LookupResult, MemoryKeyStore, MemoryRateLimiter, Quota,
-    RateLimiter, StoreError,
+    key::{KeyHash, KeyRecord},
+    limit::{BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimiter},
+    store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError},
+    AccessPolicy, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore,
 };
 use bytes::Bytes;
 use http_body_util::Full;

@@ -5,7 +5,7 @@
 //! use ark_auth::{ArkAuthLayer, LimiterFailure, MemoryKeyStore};
 //! use std::time::Duration;
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ark_auth::LimiterError> {
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ark_auth::limit::LimiterError> {
 //! let limiter = RedisRateLimiter::connect("redis://127.0.0.1:6379/")
 //!     .await?
 //!     .key_prefix("my-api:rl:")
@@ -19,7 +19,7 @@
 //!
 //! # Algorithm and accuracy
 //!
-//! The same sliding window counter as [`MemoryRateLimiter`](crate::MemoryRateLimiter)
+//! The same sliding window counter as [`MemoryRateLimiter`](crate::limit::MemoryRateLimiter)
 //! (previous window's count weighted by how much of it still overlaps, plus the current
 //! window's count), run by one Lua script on the server: the read, the verdict and the
 //! increment are one atomic step, so N instances sharing one Redis admit at most the key's
@@ -57,18 +57,20 @@
 //! socket, so no pool is needed. Needs Redis 5 or later (or a compatible server such as
 //! Valkey) and a tokio runtime with timers.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod breaker;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::answer::Answer;
 use crate::key::KeyRecord;
-use crate::rate_limit::{
+use crate::limit::{
     decision_at, BoxLimit, LimitResult, LimiterError, Quota, RateLimitDecision, RateLimiter,
     WindowState,
 };
+use breaker::Breaker;
 
 /// Default deadline of one check against Redis.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(150);
@@ -82,37 +84,9 @@ pub const DEFAULT_KEY_PREFIX: &str = "ark-auth:rl:";
 /// Deadline of one attempt to (re)connect, off the request path.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The sliding window counter of `WindowState::check`, atomically, on the server's clock.
-///
-/// KEYS[1]: the key's counters, a hash {w = window index, p = previous count, c = current}.
-/// ARGV: window in µs, limit, "1" to count an admitted request ("0": peek, write nothing).
-/// Returns {now in µs since the Unix epoch, window index, previous count, current count
-/// before this request, 1 if admitted else 0}.
-const SCRIPT: &str = r"
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local w = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local idx = math.floor(now / w)
-if idx * w > now then idx = idx - 1 elseif (idx + 1) * w <= now then idx = idx + 1 end
-local st = redis.call('HMGET', KEYS[1], 'w', 'p', 'c')
-local sw = tonumber(st[1])
-local p = tonumber(st[2]) or 0
-local c = tonumber(st[3]) or 0
-if sw ~= idx then
-  if sw ~= nil and sw + 1 == idx then p = c else p = 0 end
-  c = 0
-end
-local elapsed = now - idx * w
-local allowed = 0
-if p * (w - elapsed) + (c + 1) * w <= limit * w then allowed = 1 end
-if allowed == 1 and ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], 'w', idx, 'p', p, 'c', c + 1)
-  redis.call('PEXPIRE', KEYS[1], math.ceil(((idx + 2) * w - now) / 1000))
-end
-return {now, idx, p, c, allowed}
-";
+/// The sliding window counter of `WindowState::check`, atomically, on the server's clock
+/// (arguments and reply described in the script).
+const SCRIPT: &str = include_str!("window.lua");
 
 /// A [`RateLimiter`] whose counters live in Redis, shared by every instance using the same
 /// Redis and key prefix. See the [module docs](self) for the algorithm and the failure
@@ -310,100 +284,10 @@ enum RedisUnavailable {
     BadReply,
 }
 
-/// A small circuit breaker: after a failure, checks fail at once for `cooldown`; then one
-/// check probes Redis while the others keep failing at once.
-struct Breaker {
-    cooldown: Duration,
-    epoch: Instant,
-    /// Milliseconds since `epoch` until which Redis is not asked; 0 when Redis is healthy.
-    open_until: AtomicU64,
-}
-
-impl Breaker {
-    fn new(cooldown: Duration) -> Self {
-        Breaker {
-            cooldown,
-            epoch: Instant::now(),
-            open_until: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
-    }
-
-    fn reopen_at(&self, now: u64) -> u64 {
-        let cooldown = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX / 4);
-        (now + cooldown).max(1)
-    }
-
-    /// Whether this check may ask Redis.
-    fn admit(&self) -> bool {
-        let until = self.open_until.load(Ordering::Relaxed);
-        if until == 0 || self.cooldown.is_zero() {
-            return true;
-        }
-        let now = self.now_ms();
-        // Cooled down: the first to claim the probe asks Redis, pushing the others back.
-        now >= until
-            && self
-                .open_until
-                .compare_exchange(
-                    until,
-                    self.reopen_at(now),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-    }
-
-    fn success(&self) {
-        // A load first: no write to the shared line on the healthy path.
-        if self.open_until.load(Ordering::Relaxed) != 0
-            && self.open_until.swap(0, Ordering::Relaxed) != 0
-        {
-            tracing::info!("ark-auth: redis rate limiter reachable again");
-        }
-    }
-
-    fn failure(&self) {
-        if self.cooldown.is_zero() {
-            return;
-        }
-        let until = self.reopen_at(self.now_ms());
-        if self.open_until.swap(until, Ordering::Relaxed) == 0 {
-            tracing::warn!(
-                cooldown = ?self.cooldown,
-                "ark-auth: redis rate limiter failed; not asking redis during the cooldown"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::num::NonZeroU32;
-
-    #[test]
-    fn breaker_cools_down_then_lets_one_probe_through() {
-        let b = Breaker::new(Duration::from_millis(30));
-        assert!(b.admit());
-        b.failure();
-        assert!(!b.admit(), "open right after a failure");
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(b.admit(), "one probe after the cooldown");
-        assert!(!b.admit(), "only one");
-        b.success();
-        assert!(b.admit() && b.admit(), "closed after a success");
-    }
-
-    #[test]
-    fn zero_cooldown_never_opens() {
-        let b = Breaker::new(Duration::ZERO);
-        b.failure();
-        assert!(b.admit());
-    }
 
     #[test]
     fn decide_matches_the_memory_arithmetic() {

@@ -109,7 +109,8 @@ impl Access {
     /// [`Access::Public`].
     ///
     /// ```
-    /// use ark_auth::{Access, KeyScope, Permission};
+    /// use ark_auth::{Access, Permission};
+    /// use ark_auth::policy::KeyScope;
     ///
     /// let access = Access::require(Permission::WebhooksManage).organisation_only();
     /// assert!(matches!(access, Access::Key { scope: KeyScope::Organisation, .. }));
@@ -146,7 +147,8 @@ impl Access {
 /// [`RouteTable`](crate::RouteTable) avoids all three.
 ///
 /// ```
-/// use ark_auth::{Access, AccessPolicy, Permission, Permissions, RequestHead};
+/// use ark_auth::{Access, AccessPolicy, Permission, Permissions};
+/// use ark_auth::policy::RequestHead;
 /// use http::Method;
 ///
 /// let policy = |req: &RequestHead<'_>| match (req.method, req.uri.path()) {

@@ -4,9 +4,9 @@ use std::fmt;
 
 use http::Method;
 
+use super::access::{Access, AccessPolicy, RequestHead};
+use super::route_path::{canonical_path, decode_param};
 use crate::permission::Permissions;
-use crate::policy::{Access, AccessPolicy, RequestHead};
-use crate::route_path::{canonical_path, decode_param};
 
 /// A set of HTTP methods a route of a [`RouteTable`] answers.
 ///
@@ -15,7 +15,7 @@ use crate::route_path::{canonical_path, decode_param};
 /// otherwise, as axum's `any`.
 ///
 /// ```
-/// use ark_auth::Methods;
+/// use ark_auth::policy::Methods;
 ///
 /// let read_write = Methods::GET | Methods::POST;
 /// assert!(read_write.contains(Methods::POST));
@@ -159,7 +159,8 @@ struct Rule {
 /// pattern lacks: a table never starts with a rule it would not apply.
 ///
 /// ```
-/// use ark_auth::{Access, AccessPolicy, Methods, Permission, RequestHead, RouteTable};
+/// use ark_auth::{Access, AccessPolicy, Permission, RouteTable};
+/// use ark_auth::policy::{Methods, RequestHead};
 ///
 /// let table = RouteTable::builder()
 ///     .route("/health", Methods::GET, Access::Public)

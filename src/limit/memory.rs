@@ -1,0 +1,258 @@
+//! [`MemoryRateLimiter`]: the window counters of every active key in one sharded table.
+
+use std::future::Ready;
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
+
+use super::window::{Clock, Outcome, WindowState};
+use super::{LimitResult, Quota, RateLimitDecision, RateLimiter};
+use crate::answer::Answer;
+use crate::key::{DigestHasher, KeyHash, KeyRecord};
+
+/// How often, at most, idle keys are swept out of the in-memory limiter.
+const SWEEP_EVERY_US: u64 = 5_000_000;
+
+/// The in-memory limiter: a sharded map from key hash to two counters (32-byte key and 24
+/// bytes of state per active key).
+///
+/// # Algorithm: sliding window counter
+///
+/// Each key has a counter for the current fixed window and the count of the previous one.
+/// A request at `elapsed` into the current window sees the estimate
+/// `previous × (1 − elapsed / window) + current` and is admitted when the estimate plus
+/// itself stays within the limit. This is the "sliding window" of Cloudflare's and
+/// Upstash's limiters: two counters per key instead of a log of timestamps, exact for a
+/// burst (never more than `limit` admitted at once) and for evenly spread traffic, and
+/// within 2× of the limit over an arbitrary one-window span in the worst case (a full
+/// burst at the very end of one window followed by traffic early in the next).
+///
+/// Headers: `X-RateLimit-Remaining` is `limit − ⌈estimate⌉`, `X-RateLimit-Reset` is the
+/// Unix second (rounded up) at which the estimate is back to zero (the whole limit is free
+/// again), and `Retry-After` on a 429 is the wait, rounded up to whole seconds and at least
+/// one, until one request would be admitted.
+///
+///
+/// Keys idle for two windows are dropped by a sweep that runs at most every 5 seconds, on
+/// the request that finds it due, and the table gives its memory back once mostly empty.
+///
+/// # One limit per key
+///
+/// Cloning shares the counters. [`MemoryRateLimiter::shared`] is one process-wide limiter,
+/// and it is what [`ArkAuthLayer::new`](crate::ArkAuthLayer::new) uses: every layer of the
+/// process built that way (one per route, several over clones of one store, over different
+/// stores, over a custom [`KeyStore`](crate::store::KeyStore)) counts a key's requests in one place,
+/// so a key limited to 10 per second gets 10 per second in total, not 10 per layer.
+/// [`MemoryRateLimiter::new`] makes an independent limiter, for a layer that must not share
+/// counts (two separate deployments in one test process, for example).
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use ark_auth::Environment;
+/// use ark_auth::key::{KeyHash, KeyRecord};
+/// use ark_auth::limit::{Answer, MemoryRateLimiter, Quota, RateLimiter};
+///
+/// let limiter = MemoryRateLimiter::new();
+/// let quota = Quota::per_second(NonZeroU32::new(2).unwrap());
+/// let key = KeyRecord::new("key_1", KeyHash::from_bytes([7; 32]), Environment::Live);
+/// let check = |l: &MemoryRateLimiter| match l.acquire(&key, quota) {
+///     Answer::Now(decision) => decision.unwrap(),
+///     Answer::Later(_) => unreachable!("the in-memory limiter answers now"),
+/// };
+/// assert!(check(&limiter).allowed);
+/// assert!(check(&limiter).allowed);
+/// let third = check(&limiter);
+/// assert!(!third.allowed);
+/// assert!(third.retry_after_secs() >= 1);
+/// ```
+#[derive(Clone)]
+pub struct MemoryRateLimiter {
+    inner: Arc<LimiterInner>,
+}
+
+/// What the limiter keeps per active key: 16 bytes, under the first 8 bytes of the key's
+/// hash (a table bucket of 24 bytes). Two keys whose digests share their first 64 bits would
+/// share counters; among a million keys the chance is about 3 in 10^8, and nobody can aim
+/// for it without inverting SHA-256.
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    /// When both counters are stale: `(window + 2) × window length`, so the window index is
+    /// `stale_at / window length − 2` (any other quota finds it stale and starts afresh).
+    stale_at: u64,
+    prev: u32,
+    curr: u32,
+}
+
+impl Counters {
+    fn step(&mut self, now: u64, quota: Quota, consume: bool) -> Outcome {
+        let mut st = WindowState {
+            window: (self.stale_at / quota.window_us().max(1)).wrapping_sub(2),
+            stale_at: self.stale_at,
+            prev: self.prev,
+            curr: self.curr,
+        };
+        let outcome = st.check(now, quota, consume);
+        *self = Counters {
+            stale_at: st.stale_at,
+            prev: st.prev,
+            curr: st.curr,
+        };
+        outcome
+    }
+}
+
+type CounterMap = DashMap<u64, Counters, BuildHasherDefault<DigestHasher>>;
+
+struct LimiterInner {
+    keys: CounterMap,
+    clock: Clock,
+    last_sweep: AtomicU64,
+}
+
+impl LimiterInner {
+    /// Drops stale counters, and gives the memory back when the table has become mostly
+    /// empty (after a burst of keys went idle), so idle keys cost nothing.
+    fn sweep(&self, now: u64) {
+        self.keys.retain(|_, st| st.stale_at > now);
+        if self.keys.len() * 4 < self.keys.capacity() {
+            self.keys.shrink_to_fit();
+        }
+    }
+}
+
+impl MemoryRateLimiter {
+    /// The process-wide limiter: every call returns a handle to the same counters (the
+    /// default of [`ArkAuthLayer::new`](crate::ArkAuthLayer::new), so that however many
+    /// layers a process builds, a key has one limit). Its memory follows the active keys:
+    /// idle keys are swept out as for any other instance.
+    ///
+    /// ```
+    /// use ark_auth::limit::MemoryRateLimiter;
+    ///
+    /// let a = MemoryRateLimiter::shared();
+    /// let b = MemoryRateLimiter::shared();
+    /// assert!(a.same_counters(&b));
+    /// assert!(!a.same_counters(&MemoryRateLimiter::new()));
+    /// ```
+    pub fn shared() -> Self {
+        static SHARED: OnceLock<MemoryRateLimiter> = OnceLock::new();
+        SHARED.get_or_init(MemoryRateLimiter::new).clone()
+    }
+
+    /// Whether `self` and `other` count in the same place (clones of one limiter, or both
+    /// [`MemoryRateLimiter::shared`]).
+    pub fn same_counters(&self, other: &MemoryRateLimiter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// An empty limiter of its own, sharing counts with nothing but its clones.
+    pub fn new() -> Self {
+        MemoryRateLimiter {
+            inner: Arc::new(LimiterInner {
+                keys: CounterMap::default(),
+                clock: Clock::new(),
+                last_sweep: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Number of keys with live counters.
+    pub fn tracked_keys(&self) -> usize {
+        self.inner.keys.len()
+    }
+
+    /// Drops the counters of keys idle for two windows. Runs by itself; public for tests and
+    /// for callers that want to reclaim memory at a moment of their choosing.
+    pub fn sweep(&self) {
+        self.inner.sweep(self.inner.clock.now());
+    }
+
+    fn check(&self, key: &KeyHash, quota: Quota, consume: bool) -> RateLimitDecision {
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let last = inner.last_sweep.load(Ordering::Relaxed);
+        if now.saturating_sub(last) > SWEEP_EVERY_US
+            && inner
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            inner.sweep(now);
+        }
+        let key = key.prefix();
+        let outcome = match inner.keys.get_mut(&key) {
+            Some(mut c) => c.step(now, quota, consume),
+            None if consume => inner.keys.entry(key).or_default().step(now, quota, consume),
+            None => Counters::default().step(now, quota, false),
+        };
+        inner.clock.decision(outcome, quota)
+    }
+}
+
+impl Default for MemoryRateLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRateLimiter")
+            .field("tracked_keys", &self.tracked_keys())
+            .finish()
+    }
+}
+
+impl RateLimiter for MemoryRateLimiter {
+    /// Never used: the in-memory limiter always answers now.
+    type Future = Ready<LimitResult>;
+
+    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
+        Answer::Now(Ok(self.check(key.hash(), quota, true)))
+    }
+
+    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
+        Answer::Now(Ok(self.check(key.hash(), quota, false)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::Environment;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    #[test]
+    fn idle_keys_are_swept() {
+        let l = MemoryRateLimiter::new();
+        let quota = Quota::new(NonZeroU32::new(5).unwrap(), Duration::from_millis(1));
+        for i in 0..100u8 {
+            let key = KeyRecord::new(
+                format!("key_{i}"),
+                KeyHash::from_bytes([i; 32]),
+                Environment::Live,
+            );
+            drop(l.acquire(&key, quota));
+        }
+        assert_eq!(l.tracked_keys(), 100);
+        let never = KeyRecord::new(
+            "key_never",
+            KeyHash::from_bytes([255; 32]),
+            Environment::Live,
+        );
+        drop(l.peek(&never, quota));
+        assert_eq!(l.tracked_keys(), 100, "peek stores nothing");
+        std::thread::sleep(Duration::from_millis(5));
+        let capacity = l.inner.keys.capacity();
+        l.sweep();
+        assert_eq!(l.tracked_keys(), 0);
+        assert!(
+            l.inner.keys.capacity() < capacity,
+            "the table gives its memory back ({capacity} -> {})",
+            l.inner.keys.capacity()
+        );
+    }
+}
