@@ -52,10 +52,7 @@
 
 mod answer;
 mod authenticated;
-mod body;
-mod drain;
 mod key;
-mod layer;
 mod permission;
 mod policy;
 mod rate_limit;
@@ -63,7 +60,10 @@ mod redact;
 mod response;
 mod route_path;
 mod route_table;
+pub mod service;
 mod store;
+// The crate path the response writers use for the layer's body.
+use service::body;
 mod token;
 
 #[cfg(feature = "cache")]
@@ -81,15 +81,12 @@ pub mod redis;
 
 pub use answer::{Answer, AnswerFuture};
 pub use authenticated::AuthenticatedKey;
-pub use body::ArkAuthBody;
-pub use drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
 #[cfg(feature = "axum")]
 pub use extract::MissingAuthenticatedKey;
 pub use key::{
     generate_key, GeneratedKey, InvalidKeyHash, KeyGenError, KeyHash, KeyRecord, PlaintextKey,
     GENERATED_BODY_LEN,
 };
-pub use layer::{ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT};
 pub use permission::{Permission, Permissions, UnknownPermission};
 pub use policy::{Access, AccessPolicy, KeyScope, RequestHead};
 pub use rate_limit::{
@@ -100,6 +97,10 @@ pub use response::{
     ErrorCode, RequestId, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID,
 };
 pub use route_table::{Methods, RouteTable, RouteTableBuilder, RouteTableError};
+pub use service::{
+    ArkAuth, ArkAuthBody, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_DRAIN_LIMIT,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_TIMEOUT,
+};
 pub use store::{BoxLookup, DuplicateKey, KeyStore, LookupResult, MemoryKeyStore, StoreError};
 pub use token::{
     bearer_token, parse_authorization, CredentialError, Environment, Token, UnknownEnvironment,
