@@ -180,7 +180,7 @@ where
                     Ready::Checked(checked),
                 ) => {
                     let decision = parked.shared.settle(checked, verified);
-                    enter(decision, parked)
+                    enter(decision, *parked)
                 }
                 (
                     StateOwn::Reject {
@@ -219,7 +219,7 @@ where
     L: RateLimiter,
 {
     match parked.shared.authorize(found, &parked.need) {
-        Authorized::Decided(decision) => enter(decision, parked),
+        Authorized::Decided(decision) => enter(decision, *parked),
         Authorized::WaitLimit { fut, verified } => State::Limit {
             fut,
             parked,
@@ -229,7 +229,7 @@ where
 }
 
 /// The state a parked request enters once decided: the inner call, or the rejection.
-fn enter<S, B, K, L, P>(decision: Decision, parked: Park<S, B, K, L, P>) -> StateOf<S, B, K, L, P>
+fn enter<S, B, K, L, P>(decision: Decision, parked: Parked<S, B, K, L, P>) -> StateOf<S, B, K, L, P>
 where
     S: Service<Request<B>>,
     B: Body,
@@ -241,7 +241,7 @@ where
         mut req,
         shared,
         ..
-    } = *parked;
+    } = parked;
     match decision {
         Decision::Call(key, limit) => {
             pass_on(&mut req, Some(key));
@@ -310,7 +310,7 @@ mod tests {
     use crate::service::ArkAuthLayer;
     use crate::store::{BoxLookup, MemoryKeyStore};
     use crate::token::Environment;
-    use crate::{BoxLimit, RequestId};
+    use crate::BoxLimit;
     use std::convert::Infallible;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
