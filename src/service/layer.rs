@@ -43,12 +43,18 @@ pub(crate) struct Options {
 /// Per request: reads `Authorization: Bearer ark_…`, looks the key's hash up in the
 /// [`KeyStore`], verifies it in constant time, checks revocation, expiry, permissions and
 /// tenant, applies the key's rate limit, then either calls the inner service with an
-/// [`AuthenticatedKey`] in the request extensions or answers itself with the JSON error of
-/// the contract. It never fails: its error type is the inner service's.
+/// [`AuthenticatedKey`](crate::AuthenticatedKey) in the request extensions or answers itself
+/// with the JSON error of the contract. It never fails: its error type is the inner
+/// service's.
+///
+/// Every request it passes on (public routes too) carries in its extensions the
+/// [`RequestId`](crate::RequestId) a rejection would have carried: the client's valid
+/// `X-Request-Id`, or a fresh `req_` id. A handler's own answers use it for their
+/// `meta.requestId`.
 ///
 /// ```
 /// use std::convert::Infallible;
-/// use ark_auth::{generate_key, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore, Permission, Permissions};
+/// use ark_auth::{generate_key, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore, Permission, Permissions, RequestId};
 /// use http::{Request, Response, StatusCode};
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
@@ -60,12 +66,14 @@ pub(crate) struct Options {
 ///     .layer(ArkAuthLayer::new(store).require(Permission::EmailsSend))
 ///     .service_fn(|req: Request<String>| async move {
 ///         let key = req.extensions().get::<AuthenticatedKey>().unwrap();
-///         Ok::<_, Infallible>(Response::new(format!("hello {}", key.id())))
+///         let id = req.extensions().get::<RequestId>().unwrap();
+///         Ok::<_, Infallible>(Response::new(format!("hello {} ({})", key.id(), id.as_str())))
 ///     });
 ///
 /// // Accepted: the handler runs, with rate-limit headers on its response.
 /// let req = Request::post("/v1/emails")
 ///     .header("authorization", format!("Bearer {}", key.plaintext.expose_secret()))
+///     .header("x-request-id", "trace-1")
 ///     .body(String::new())
 ///     .unwrap();
 /// let res = svc.clone().oneshot(req).await.unwrap();
