@@ -40,11 +40,11 @@ pub fn repeats_credentials(headers: &HeaderMap, text: &[u8]) -> bool {
     }
     headers.get_all(AUTHORIZATION).iter().any(|value| {
         let value = value.as_bytes();
-        let secret = match parse_authorization(value) {
-            Ok(token) => &token.expose_secret().as_bytes()[PREFIX_LEN..],
-            Err(_) => value,
-        };
-        shares_a_run(text, secret)
+        match parse_authorization(value) {
+            // The grammar makes a key's body alphanumeric.
+            Ok(token) => shares_a_run(text, &token.expose_secret().as_bytes()[PREFIX_LEN..], true),
+            Err(_) => shares_a_run(text, value, false),
+        }
     })
 }
 
@@ -55,34 +55,51 @@ pub(crate) fn looks_like_a_key(b: &[u8]) -> bool {
         .any(|i| b[i] == b'a' && matches!(&b[i..i + 9], b"ark_live_" | b"ark_test_"))
 }
 
-/// Whether `text` and `secret` have [`RUN`] consecutive bytes in common.
+/// Whether `text` and `secret` have [`RUN`] consecutive bytes in common. When
+/// `secret_is_alphanumeric` (the body of a well-formed key), only the text's windows of
+/// [`RUN`] alphanumerics can match, and only those are compared (a UUID request id has 6 of
+/// its 29).
 ///
 /// The text's windows, [`BATCH`] at a time, are sorted as 8-byte words on the stack; each
 /// window of the secret is looked up by binary search: no allocation, and
 /// `O(secret × log 128)` per batch.
-fn shares_a_run(text: &[u8], secret: &[u8]) -> bool {
+fn shares_a_run(text: &[u8], secret: &[u8], secret_is_alphanumeric: bool) -> bool {
     if text.len() < RUN || secret.len() < RUN {
         return false;
     }
-    let windows = text.len() - RUN + 1;
-    let mut start = 0;
-    while start < windows {
-        let n = (windows - start).min(BATCH);
-        let mut words = [0u64; BATCH];
-        for (i, w) in words[..n].iter_mut().enumerate() {
-            *w = word(&text[start + i..start + i + RUN]);
+    let mut words = [0u64; BATCH];
+    let mut n = 0;
+    // Length of the run of candidate bytes that ends at `end`.
+    let mut run = 0;
+    for (end, &b) in text.iter().enumerate() {
+        run = if !secret_is_alphanumeric || b.is_ascii_alphanumeric() {
+            run + 1
+        } else {
+            0
+        };
+        if run >= RUN {
+            words[n] = word(&text[end + 1 - RUN..]);
+            n += 1;
+            if n == BATCH {
+                if holds_a_window(&mut words, secret) {
+                    return true;
+                }
+                n = 0;
+            }
         }
-        let words = &mut words[..n];
-        words.sort_unstable();
-        if secret
-            .windows(RUN)
-            .any(|w| words.binary_search(&word(w)).is_ok())
-        {
-            return true;
-        }
-        start += n;
     }
-    false
+    holds_a_window(&mut words[..n], secret)
+}
+
+/// Whether some window of `secret` is one of `words` (sorted here).
+fn holds_a_window(words: &mut [u64], secret: &[u8]) -> bool {
+    if words.is_empty() {
+        return false;
+    }
+    words.sort_unstable();
+    secret
+        .windows(RUN)
+        .any(|w| words.binary_search(&word(w)).is_ok())
 }
 
 /// The first [`RUN`] bytes of `b` (which has at least that many) as one word.
@@ -115,18 +132,43 @@ mod tests {
             };
             let (text, secret) = (gen(300), gen(40));
             assert_eq!(
-                shares_a_run(&text, &secret),
+                shares_a_run(&text, &secret, false),
                 model(&text, &secret),
                 "{:?} / {:?}",
                 String::from_utf8_lossy(&text),
                 String::from_utf8_lossy(&secret)
             );
         }
-        assert!(shares_a_run(b"xx01234567yy", b"01234567"));
-        assert!(!shares_a_run(b"xx0123456yy", b"01234567"));
-        // A run found only in a later batch.
+        for alnum in [false, true] {
+            assert!(shares_a_run(b"xx01234567yy", b"01234567", alnum));
+            assert!(!shares_a_run(b"xx0123456yy", b"01234567", alnum));
+            // A run found only in a later batch.
+            let long = [vec![b'a'; 400], b"01234567".to_vec()].concat();
+            assert!(shares_a_run(&long, b"xx01234567xx", alnum));
+        }
         let long = [vec![b'.'; 400], b"01234567".to_vec()].concat();
-        assert!(shares_a_run(&long, b"--01234567--"));
+        assert!(shares_a_run(&long, b"--01234567--", false));
+    }
+
+    #[test]
+    fn an_alphanumeric_secret_is_compared_with_the_alphanumeric_windows_only() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        for _ in 0..5_000 {
+            // Texts with separators (like a UUID), secrets of the key alphabet only.
+            let text: Vec<u8> = (0..rng.usize(0..300))
+                .map(|_| b"ab-"[rng.usize(..3)])
+                .collect();
+            let secret: Vec<u8> = (0..rng.usize(0..40))
+                .map(|_| b"ab"[rng.usize(..2)])
+                .collect();
+            assert_eq!(
+                shares_a_run(&text, &secret, true),
+                model(&text, &secret),
+                "{:?} / {:?}",
+                String::from_utf8_lossy(&text),
+                String::from_utf8_lossy(&secret)
+            );
+        }
     }
 
     #[test]
