@@ -8,6 +8,10 @@ use crate::token::{parse_authorization, PREFIX_LEN};
 /// Shortest run of presented credentials that counts as repeating them.
 const RUN: usize = 8;
 
+/// Up to this many windows of the text, each window of the secret is compared with every
+/// one of them instead of searched for in their sorted list.
+const FEW: usize = 8;
+
 /// Windows of the text compared at once (a request id, at most 128 bytes, is one batch).
 const BATCH: usize = 128;
 
@@ -91,10 +95,11 @@ fn shares_a_run(text: &[u8], secret: &[u8], secret_is_alphanumeric: bool) -> boo
     holds_a_window(&mut words[..n], secret)
 }
 
-/// Whether some window of `secret` is one of `words` (sorted here).
+/// Whether some window of `secret` is one of `words` (sorted here, unless they are few
+/// enough to compare one by one).
 fn holds_a_window(words: &mut [u64], secret: &[u8]) -> bool {
-    if words.is_empty() {
-        return false;
+    if words.len() <= FEW {
+        return secret.windows(RUN).any(|w| words.contains(&word(w)));
     }
     words.sort_unstable();
     secret
