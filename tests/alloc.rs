@@ -4,7 +4,7 @@
 //!
 //! Every count is taken in the same test against baselines measured the same way: the bare
 //! inner service, and the bare inner service after inserting an `AuthenticatedKey` into the
-//! request's extensions (what the layer must do for the handler). Requests are built before
+//! request's extensions and its `RequestId` (what the layer must do for the handler). Requests are built before
 //! counting; each call is `poll_ready` + `call` + one poll (the in-memory store and limiter
 //! answer at once) and the response is dropped inside the counted part. The counter is global,
 //! so the tests of this file take a lock and never run their counted parts at the same time.
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ark_auth::{
     ArkAuthLayer, AuthenticatedKey, KeyRecord, MemoryKeyStore, Permission, Permissions, Quota,
-    Token,
+    RequestId, Token,
 };
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -151,6 +151,8 @@ fn baselines(
     let req = bearer(0);
     let bare = allocs_per_call(inner.clone(), &req, StatusCode::OK, |_| {});
     let bare_with_extension = allocs_per_call(inner, &req, StatusCode::OK, |r| {
+        let id = RequestId::from_headers(r.headers());
+        r.extensions_mut().insert(id);
         r.extensions_mut()
             .insert(AuthenticatedKey::new(Arc::clone(key)));
     });
