@@ -234,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn either_serves_behind_the_layer() {
-        use crate::layer::ArkAuthLayer;
+        use crate::service::ArkAuthLayer;
         use tower::{ServiceBuilder, ServiceExt};
 
         let key = generate_key(Environment::Test).unwrap();

@@ -70,10 +70,7 @@
 
 mod answer;
 mod authenticated;
-mod body;
 mod chain;
-mod drain;
-mod layer;
 mod redact;
 
 pub mod either;
@@ -82,8 +79,11 @@ pub mod limit;
 pub mod permission;
 pub mod policy;
 pub mod response;
+pub mod service;
 pub mod store;
 pub mod token;
+// The crate path the response writers use for the layer's body.
+use service::body;
 
 #[cfg(feature = "cache")]
 pub mod cache;
@@ -95,16 +95,6 @@ pub mod keys_file;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
-
-/// The tower middleware: [`ArkAuthLayer`] and its options, the [`ArkAuth`] service, its
-/// response future and body, and the default bounds it applies.
-pub mod service {
-    pub use crate::body::ArkAuthBody;
-    pub use crate::drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
-    pub use crate::layer::{
-        ArkAuth, ArkAuthLayer, LimiterFailure, ResponseFuture, DEFAULT_TIMEOUT,
-    };
-}
 
 pub use authenticated::AuthenticatedKey;
 #[cfg(feature = "axum")]

@@ -15,10 +15,15 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// The request id a handler answers with: the request's valid `X-Request-Id`, or a fresh
-/// `req_` id. The only place the demo computes one.
+/// The request id a handler answers with: the one the layer handed on (the request's valid
+/// `X-Request-Id`, or a fresh `req_` id). The fallbacks and 404s of the router reach here
+/// through the layer too; the computation is only a fallback for a request that did not.
 pub fn request_id(parts: &Parts) -> RequestId {
-    RequestId::from_headers(&parts.headers)
+    parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId::from_headers(&parts.headers))
 }
 
 /// The request id of a request (its valid `X-Request-Id`, or a fresh `req_` id).

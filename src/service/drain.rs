@@ -18,6 +18,8 @@ use http::{HeaderMap, Version};
 use http_body::Body;
 use pin_project_lite::pin_project;
 
+use super::guard::{Clock, Deadline};
+
 /// Default for the bytes of a refused request's body the layer reads to keep the connection
 /// (as Go's `net/http` does): 256 KiB.
 pub const DEFAULT_DRAIN_LIMIT: u64 = 256 * 1024;
@@ -93,21 +95,20 @@ pin_project! {
         #[pin]
         body: B,
         left: u64,
-        timeout: Duration,
-        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        deadline: Deadline,
         // Set when there is nothing to read (the `Close` plan).
         done: Option<Drained>,
     }
 }
 
 impl<B> Drain<B> {
-    /// A drain of `body` within `bound`; `plan` is [`Plan::Drain`] or [`Plan::Close`].
-    pub(crate) fn new(body: B, plan: Plan, bound: DrainBound) -> Self {
+    /// A drain of `body` within `bound`, its deadline on `clock`; `plan` is [`Plan::Drain`]
+    /// or [`Plan::Close`].
+    pub(crate) fn new(body: B, plan: Plan, bound: DrainBound, clock: Clock) -> Self {
         Drain {
             body,
             left: bound.max_bytes,
-            timeout: bound.timeout,
-            deadline: None,
+            deadline: Deadline::new(bound.timeout, clock),
             done: (plan != Plan::Drain).then_some(Drained::Close),
         }
     }
@@ -141,13 +142,14 @@ impl<B: Body> Future for Drain<B> {
                 }
                 Ok(Poll::Ready(Some(Err(_)))) | Err(_) => Drained::Close,
                 Ok(Poll::Pending) => {
-                    if this.deadline.is_none() {
-                        *this.deadline = crate::layer::start_deadline(*this.timeout);
-                    }
-                    match this.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
-                        Some(Poll::Pending) => return Poll::Pending,
-                        // Past the deadline, or no timer to bound the wait: do not wait.
-                        Some(Poll::Ready(())) | None => Drained::Close,
+                    if this.deadline.has_clock() {
+                        match this.deadline.poll_expired(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(()) => Drained::Close,
+                        }
+                    } else {
+                        // No timer to bound the wait: do not wait.
+                        Drained::Close
                     }
                 }
             };
@@ -187,7 +189,7 @@ mod tests {
             max_bytes,
             timeout: Duration::from_secs(1),
         };
-        let mut d = Box::pin(Drain::new(body, Plan::Drain, bound));
+        let mut d = Box::pin(Drain::new(body, Plan::Drain, bound, Clock::None));
         d.as_mut()
             .poll(&mut Context::from_waker(std::task::Waker::noop()))
     }
@@ -212,7 +214,7 @@ mod tests {
                 Poll::Pending
             }
         }
-        let mut d = Box::pin(Drain::new(Never, Plan::Drain, B));
+        let mut d = Box::pin(Drain::new(Never, Plan::Drain, B, Clock::None));
         let cx = &mut Context::from_waker(std::task::Waker::noop());
         assert_eq!(d.as_mut().poll(cx), Poll::Ready(Drained::Close));
     }
@@ -230,7 +232,7 @@ mod tests {
                 panic!("body panicked")
             }
         }
-        let mut d = Box::pin(Drain::new(Panics, Plan::Drain, B));
+        let mut d = Box::pin(Drain::new(Panics, Plan::Drain, B, Clock::None));
         let cx = &mut Context::from_waker(std::task::Waker::noop());
         assert_eq!(d.as_mut().poll(cx), Poll::Ready(Drained::Close));
     }

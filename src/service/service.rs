@@ -1,0 +1,224 @@
+//! [`ArkAuth`], the service the layer makes: `call` moves a request between the policy, the
+//! store, the limiter and the decisions of [`decide`](super::decide), and hands the outcome
+//! to the [`ResponseFuture`].
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::answer::Answer;
+use crate::authenticated::AuthenticatedKey;
+use crate::key::KeyHash;
+use crate::limit::{MemoryRateLimiter, RateLimiter};
+use crate::policy::{Access, AccessPolicy, RequestHead};
+use crate::response::{Rejection, RequestId};
+use crate::store::KeyStore;
+use crate::token::bearer_token;
+
+use super::body::ArkAuthBody;
+use super::decide::{self, Checked, Decision, Found, Need, Verified};
+use super::future::{Parked, ResponseFuture};
+use super::guard::{catch_panic, Failure, Timers};
+use super::layer::Options;
+
+/// The service made by [`ArkAuthLayer`](crate::ArkAuthLayer).
+///
+/// Like tower-http's services it gives access to the service it wraps:
+///
+/// ```
+/// use ark_auth::{ArkAuthLayer, MemoryKeyStore};
+/// use tower::Layer;
+///
+/// let mut svc = ArkAuthLayer::new(MemoryKeyStore::new()).layer(String::from("inner"));
+/// assert_eq!(svc.get_ref(), "inner");
+/// svc.get_mut().push_str(" service");
+/// assert_eq!(svc.into_inner(), "inner service");
+/// ```
+pub struct ArkAuth<S, K, L = MemoryRateLimiter, P = Access> {
+    inner: S,
+    shared: Arc<Shared<K, L, P>>,
+}
+
+/// What every clone of one service shares: the store, the limiter, the policy, the options,
+/// and what is known of the runtime's timers.
+pub(crate) struct Shared<K, L, P> {
+    store: K,
+    limiter: L,
+    policy: P,
+    pub(crate) options: Options,
+    pub(crate) timers: Timers,
+}
+
+impl<S, K, L, P> ArkAuth<S, K, L, P> {
+    pub(crate) fn new(inner: S, store: K, limiter: L, policy: P, options: Options) -> Self {
+        let shared = Shared {
+            store,
+            limiter,
+            policy,
+            options,
+            timers: Timers::default(),
+        };
+        ArkAuth {
+            inner,
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Takes the inner service out, dropping the layer's part.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, K, L, P> Clone for ArkAuth<S, K, L, P> {
+    fn clone(&self) -> Self {
+        ArkAuth {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, K, L, P> std::fmt::Debug for ArkAuth<S, K, L, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArkAuth")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody, K, L, P> Service<Request<B>> for ArkAuth<S, K, L, P>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    B: Body,
+    K: KeyStore,
+    L: RateLimiter,
+    P: AccessPolicy,
+{
+    type Response = Response<ArkAuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B, K, L, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let shared = &*self.shared;
+        let (permissions, scope) = match shared.policy.access(&RequestHead::of(&req)) {
+            Access::Public => {
+                pass_on(&mut req, None, shared.options.request_id);
+                return ResponseFuture::call(self.inner.call(req), None);
+            }
+            Access::Key { permissions, scope } => (permissions, scope),
+        };
+        let token = match bearer_token(req.headers()) {
+            Ok(token) => token,
+            Err(e) => return ResponseFuture::reject(Rejection::Credentials(e), req, shared),
+        };
+        let environment = token.environment();
+        if !shared.options.environments.accepts(environment) {
+            let rejection = Rejection::EnvironmentNotAccepted(environment);
+            return ResponseFuture::reject(rejection, req, shared);
+        }
+        let need = Need {
+            hash: KeyHash::of(&token),
+            permissions,
+            scope,
+        };
+        let found = match catch_panic(|| shared.store.lookup(&need.hash)) {
+            Some(Answer::Now(found)) => found.map_err(Failure::Error),
+            Some(Answer::Later(fut)) => return ResponseFuture::lookup(fut, self.park(req, need)),
+            None => Err(Failure::Panic),
+        };
+        match shared.authorize(found, &need) {
+            Authorized::Decided(Decision::Call(key, limit)) => {
+                // Everything was answered synchronously: the inner service that was polled
+                // ready runs the request, no clone needed.
+                pass_on(&mut req, Some(key), shared.options.request_id);
+                ResponseFuture::call(self.inner.call(req), limit)
+            }
+            Authorized::Decided(Decision::Reject(rejection)) => {
+                ResponseFuture::reject(rejection, req, shared)
+            }
+            Authorized::WaitLimit { fut, verified } => {
+                ResponseFuture::limit(fut, self.park(req, need), verified)
+            }
+        }
+    }
+}
+
+impl<S: Clone, K, L, P> ArkAuth<S, K, L, P> {
+    /// Parks a request that must wait for the store or the limiter, with the inner service
+    /// that was polled ready (a clone takes its place, as `tower` recommends).
+    fn park<B>(&mut self, req: Request<B>, need: Need) -> Box<Parked<S, B, K, L, P>> {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Parked::new(inner, req, need, Arc::clone(&self.shared))
+    }
+}
+
+/// What the inner service gets with a request: the request's id (the one a rejection would
+/// have carried) when the layer hands it on, and, unless the route is public, the key.
+pub(crate) fn pass_on<B>(req: &mut Request<B>, key: Option<AuthenticatedKey>, request_id: bool) {
+    if request_id {
+        let id = RequestId::from_headers(req.headers());
+        req.extensions_mut().insert(id);
+    }
+    let extensions = req.extensions_mut();
+    if let Some(key) = key {
+        extensions.insert(key);
+    }
+}
+
+/// Where a request stands once the store has answered.
+pub(crate) enum Authorized<RF> {
+    Decided(Decision),
+    WaitLimit { fut: RF, verified: Verified },
+}
+
+impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
+    /// Everything after the store's answer that can be decided now: the 401/503, or the
+    /// limiter's verdict when it answers at once; otherwise the limiter's future. Shared by
+    /// the synchronous path in `call` and the asynchronous one in the response future.
+    pub(crate) fn authorize(&self, found: Found, need: &Need) -> Authorized<L::Future> {
+        let environments = self.options.environments;
+        let verified = match decide::verify(found, need, environments, SystemTime::now) {
+            Ok(verified) => verified,
+            Err(rejection) => return Authorized::Decided(Decision::Reject(rejection)),
+        };
+        let record = &*verified.record;
+        let quota = decide::quota(record, self.options.default_quota);
+        // Acquire for an authorised request, peek for a 403 (its headers).
+        let answer = catch_panic(|| match verified.denied {
+            Some(_) => self.limiter.peek(record, quota),
+            None => self.limiter.acquire(record, quota),
+        });
+        match answer {
+            Some(Answer::Now(checked)) => {
+                Authorized::Decided(self.settle(checked.map_err(Failure::Error), verified))
+            }
+            Some(Answer::Later(fut)) => Authorized::WaitLimit { fut, verified },
+            None => Authorized::Decided(self.settle(Err(Failure::Panic), verified)),
+        }
+    }
+
+    /// What the limiter's answer leads to.
+    pub(crate) fn settle(&self, checked: Checked, verified: Verified) -> Decision {
+        decide::settle(checked, verified, self.options.limiter_failure)
+    }
+}
