@@ -19,8 +19,9 @@ use crate::store::{KeyStore, LookupResult};
 /// allocation), an [`Answer::Later`] is that side's future inside an [`EitherFuture`].
 ///
 /// ```
-/// use ark_auth::{Answer, ArkAuthLayer, BoxLookup, Either, KeyHash, KeyStore, LookupResult,
-///     MemoryKeyStore};
+/// use ark_auth::key::KeyHash;
+/// use ark_auth::store::{Answer, BoxLookup, KeyStore, LookupResult};
+/// use ark_auth::{ArkAuthLayer, Either, MemoryKeyStore};
 ///
 /// /// A store asking a remote key service (here, one that knows no key).
 /// #[derive(Clone)]

@@ -25,7 +25,7 @@ const BATCH: usize = 128;
 /// use it for anything else from a request that goes into a response or a log.
 ///
 /// ```
-/// use ark_auth::repeats_credentials;
+/// use ark_auth::token::repeats_credentials;
 /// use http::HeaderMap;
 ///
 /// let mut h = HeaderMap::new();

@@ -72,7 +72,7 @@ impl ErrorCode {
     /// 16 `UNAUTHENTICATED`, 7 `PERMISSION_DENIED`, 8 `RESOURCE_EXHAUSTED`, 14 `UNAVAILABLE`.
     ///
     /// ```
-    /// use ark_auth::ErrorCode;
+    /// use ark_auth::response::ErrorCode;
     /// assert_eq!(ErrorCode::InvalidApiKey.grpc_status(), 16);
     /// assert_eq!(ErrorCode::RateLimitExceeded.grpc_status(), 8);
     /// ```

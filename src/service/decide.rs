@@ -13,10 +13,9 @@ use crate::permission::Permissions;
 use crate::policy::KeyScope;
 use crate::response::Rejection;
 use crate::store::StoreError;
-use crate::token::Environment;
 
 use super::guard::Failure;
-use super::layer::LimiterFailure;
+use super::options::{Environments, LimiterFailure};
 
 /// The store's answer to a lookup, with its failures.
 pub(crate) type Found = Result<Option<Arc<KeyRecord>>, Failure<StoreError>>;
@@ -45,23 +44,6 @@ pub(crate) enum Decision {
     /// Call the inner service with this key, and these rate-limit headers on its response.
     Call(AuthenticatedKey, Option<RateLimitDecision>),
     Reject(Rejection),
-}
-
-/// Which environments a deployment accepts, as a set of [`Environment::bit`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Environments(pub(crate) u8);
-
-impl Environments {
-    pub(crate) const ALL: Environments =
-        Environments(Environment::Live.bit() | Environment::Test.bit());
-
-    pub(crate) fn of(environments: &[Environment]) -> Self {
-        Environments(environments.iter().fold(0, |acc, e| acc | e.bit()))
-    }
-
-    pub(crate) fn accepts(self, environment: Environment) -> bool {
-        self.0 & environment.bit() != 0
-    }
 }
 
 /// The all-zero hash a lookup miss is compared against, so that a miss costs the same
@@ -181,6 +163,7 @@ mod tests {
     use super::*;
     use crate::permission::Permission;
     use crate::token::bearer_token;
+    use crate::token::Environment;
     use std::time::Duration;
 
     const TOKEN: &str = "ark_live_0123456789abcdefABCDEF";

@@ -21,7 +21,7 @@ use super::body::ArkAuthBody;
 use super::decide::{Checked, Decision, Found, Need, Verified};
 use super::drain::{plan, Drain, Drained, Plan};
 use super::guard::{poll_guarded, Deadline};
-use super::service::{pass_on, Authorized, Shared};
+use super::shared::{pass_on, Authorized, Shared};
 
 /// A request waiting for the store or the limiter, with the inner service that was polled
 /// ready for it (boxed: only asynchronous stores and limiters get here, and the response

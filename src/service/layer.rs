@@ -10,34 +10,11 @@ use crate::policy::{Access, AccessPolicy};
 use crate::store::KeyStore;
 use crate::token::Environment;
 
-use super::decide::Environments;
 use super::drain::DrainBound;
+use super::options::{Environments, Options, DEFAULT_TIMEOUT};
 use super::service::ArkAuth;
 
-/// Default deadline for the key store and the rate limiter together, per request.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// What the layer does when the rate limiter fails (errors, times out or panics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LimiterFailure {
-    /// Serve the request without rate-limit headers and log the failure (the default: a
-    /// failing shared limiter does not take the API down).
-    #[default]
-    Allow,
-    /// Answer 503 `service_unavailable`.
-    Refuse,
-}
-
-/// The layer's settings, as the builder left them.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Options {
-    pub(crate) environments: Environments,
-    pub(crate) default_quota: Quota,
-    pub(crate) timeout: Duration,
-    pub(crate) limiter_failure: LimiterFailure,
-    pub(crate) drain: DrainBound,
-    pub(crate) request_id: bool,
-}
+use super::options::LimiterFailure;
 
 /// Puts Ark API-key authentication in front of a service.
 ///
@@ -48,9 +25,9 @@ pub(crate) struct Options {
 /// with the JSON error of the contract. It never fails: its error type is the inner
 /// service's.
 ///
-/// Every request it passes on (public routes too) carries in its extensions the
-/// [`RequestId`](crate::RequestId) a rejection would have carried: the client's valid
-/// `X-Request-Id`, or a fresh `req_` id. A handler's own answers use it for their
+/// With [`ArkAuthLayer::request_id_extension`], every request it passes on (public routes
+/// too) carries in its extensions the [`RequestId`](crate::RequestId) a rejection would have
+/// carried: the client's valid `X-Request-Id`, or a fresh `req_` id, for a handler's own
 /// `meta.requestId`.
 ///
 /// ```
@@ -64,7 +41,7 @@ pub(crate) struct Options {
 /// let store = MemoryKeyStore::from_records([key.record.with_permissions(Permissions::ALL)]).unwrap();
 ///
 /// let svc = ServiceBuilder::new()
-///     .layer(ArkAuthLayer::new(store).require(Permission::EmailsSend))
+///     .layer(ArkAuthLayer::new(store).require(Permission::EmailsSend).request_id_extension(true))
 ///     .service_fn(|req: Request<String>| async move {
 ///         let key = req.extensions().get::<AuthenticatedKey>().unwrap();
 ///         let id = req.extensions().get::<RequestId>().unwrap();
@@ -212,8 +189,8 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
     }
 
     /// How much of a refused HTTP/1 request's body the layer reads and discards before it
-    /// answers, and for how long it waits for it (defaults [`DEFAULT_DRAIN_LIMIT`](crate::DEFAULT_DRAIN_LIMIT), 256 KiB,
-    /// and [`DEFAULT_DRAIN_TIMEOUT`](crate::DEFAULT_DRAIN_TIMEOUT), 1 second).
+    /// answers, and for how long it waits for it (defaults [`DEFAULT_DRAIN_LIMIT`](crate::service::DEFAULT_DRAIN_LIMIT), 256 KiB,
+    /// and [`DEFAULT_DRAIN_TIMEOUT`](crate::service::DEFAULT_DRAIN_TIMEOUT), 1 second).
     ///
     /// Reading the whole body keeps the keep-alive connection usable for the client's next
     /// request. A body announced larger than `max_bytes` (its `Content-Length`) is not read;

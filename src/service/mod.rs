@@ -13,11 +13,14 @@ pub(crate) mod drain;
 mod future;
 mod guard;
 mod layer;
+mod options;
 #[allow(clippy::module_inception)]
 mod service;
+mod shared;
 
 pub use body::ArkAuthBody;
 pub use drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
 pub use future::ResponseFuture;
-pub use layer::{ArkAuthLayer, LimiterFailure, DEFAULT_TIMEOUT};
+pub use layer::ArkAuthLayer;
+pub use options::{LimiterFailure, DEFAULT_TIMEOUT};
 pub use service::ArkAuth;

@@ -4,26 +4,25 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
 use crate::answer::Answer;
-use crate::authenticated::AuthenticatedKey;
 use crate::key::KeyHash;
 use crate::limit::{MemoryRateLimiter, RateLimiter};
 use crate::policy::{Access, AccessPolicy, RequestHead};
-use crate::response::{Rejection, RequestId};
+use crate::response::Rejection;
 use crate::store::KeyStore;
 use crate::token::bearer_token;
 
 use super::body::ArkAuthBody;
-use super::decide::{self, Checked, Decision, Found, Need, Verified};
+use super::decide::{Decision, Need};
 use super::future::{Parked, ResponseFuture};
-use super::guard::{catch_panic, Failure, Timers};
-use super::layer::Options;
+use super::guard::{catch_panic, Failure};
+use super::options::Options;
+use super::shared::{pass_on, Authorized, Shared};
 
 /// The service made by [`ArkAuthLayer`](crate::ArkAuthLayer).
 ///
@@ -43,25 +42,9 @@ pub struct ArkAuth<S, K, L = MemoryRateLimiter, P = Access> {
     shared: Arc<Shared<K, L, P>>,
 }
 
-/// What every clone of one service shares: the store, the limiter, the policy, the options,
-/// and what is known of the runtime's timers.
-pub(crate) struct Shared<K, L, P> {
-    store: K,
-    limiter: L,
-    policy: P,
-    pub(crate) options: Options,
-    pub(crate) timers: Timers,
-}
-
 impl<S, K, L, P> ArkAuth<S, K, L, P> {
     pub(crate) fn new(inner: S, store: K, limiter: L, policy: P, options: Options) -> Self {
-        let shared = Shared {
-            store,
-            limiter,
-            policy,
-            options,
-            timers: Timers::default(),
-        };
+        let shared = Shared::new(store, limiter, policy, options);
         ArkAuth {
             inner,
             shared: Arc::new(shared),
@@ -169,56 +152,5 @@ impl<S: Clone, K, L, P> ArkAuth<S, K, L, P> {
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         Parked::new(inner, req, need, Arc::clone(&self.shared))
-    }
-}
-
-/// What the inner service gets with a request: the request's id (the one a rejection would
-/// have carried) when the layer hands it on, and, unless the route is public, the key.
-pub(crate) fn pass_on<B>(req: &mut Request<B>, key: Option<AuthenticatedKey>, request_id: bool) {
-    if request_id {
-        let id = RequestId::from_headers(req.headers());
-        req.extensions_mut().insert(id);
-    }
-    let extensions = req.extensions_mut();
-    if let Some(key) = key {
-        extensions.insert(key);
-    }
-}
-
-/// Where a request stands once the store has answered.
-pub(crate) enum Authorized<RF> {
-    Decided(Decision),
-    WaitLimit { fut: RF, verified: Verified },
-}
-
-impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
-    /// Everything after the store's answer that can be decided now: the 401/503, or the
-    /// limiter's verdict when it answers at once; otherwise the limiter's future. Shared by
-    /// the synchronous path in `call` and the asynchronous one in the response future.
-    pub(crate) fn authorize(&self, found: Found, need: &Need) -> Authorized<L::Future> {
-        let environments = self.options.environments;
-        let verified = match decide::verify(found, need, environments, SystemTime::now) {
-            Ok(verified) => verified,
-            Err(rejection) => return Authorized::Decided(Decision::Reject(rejection)),
-        };
-        let record = &*verified.record;
-        let quota = decide::quota(record, self.options.default_quota);
-        // Acquire for an authorised request, peek for a 403 (its headers).
-        let answer = catch_panic(|| match verified.denied {
-            Some(_) => self.limiter.peek(record, quota),
-            None => self.limiter.acquire(record, quota),
-        });
-        match answer {
-            Some(Answer::Now(checked)) => {
-                Authorized::Decided(self.settle(checked.map_err(Failure::Error), verified))
-            }
-            Some(Answer::Later(fut)) => Authorized::WaitLimit { fut, verified },
-            None => Authorized::Decided(self.settle(Err(Failure::Panic), verified)),
-        }
-    }
-
-    /// What the limiter's answer leads to.
-    pub(crate) fn settle(&self, checked: Checked, verified: Verified) -> Decision {
-        decide::settle(checked, verified, self.options.limiter_failure)
     }
 }

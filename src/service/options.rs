@@ -1,0 +1,50 @@
+//! The layer's settings as plain data: what the builder sets and the decisions read.
+
+use std::time::Duration;
+
+use crate::limit::Quota;
+use crate::token::Environment;
+
+use super::drain::DrainBound;
+
+/// Default deadline for the key store and the rate limiter together, per request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the layer does when the rate limiter fails (errors, times out or panics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimiterFailure {
+    /// Serve the request without rate-limit headers and log the failure (the default: a
+    /// failing shared limiter does not take the API down).
+    #[default]
+    Allow,
+    /// Answer 503 `service_unavailable`.
+    Refuse,
+}
+
+/// The layer's settings, as the builder left them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    pub(crate) environments: Environments,
+    pub(crate) default_quota: Quota,
+    pub(crate) timeout: Duration,
+    pub(crate) limiter_failure: LimiterFailure,
+    pub(crate) drain: DrainBound,
+    pub(crate) request_id: bool,
+}
+
+/// Which environments a deployment accepts, as a set of [`Environment::bit`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Environments(pub(crate) u8);
+
+impl Environments {
+    pub(crate) const ALL: Environments =
+        Environments(Environment::Live.bit() | Environment::Test.bit());
+
+    pub(crate) fn of(environments: &[Environment]) -> Self {
+        Environments(environments.iter().fold(0, |acc, e| acc | e.bit()))
+    }
+
+    pub(crate) fn accepts(self, environment: Environment) -> bool {
+        self.0 & environment.bit() != 0
+    }
+}
