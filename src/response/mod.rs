@@ -23,4 +23,6 @@ pub(crate) use rejection::{Rejection, Reply};
 pub use request_id::RequestId;
 
 #[cfg(test)]
+mod forms_tests;
+#[cfg(test)]
 mod tests;
