@@ -54,14 +54,14 @@ struct Inner {
     seen: Arc<Mutex<Option<String>>>,
 }
 
-impl Service<Request<()>> for Inner {
+impl Service<Request<String>> for Inner {
     type Response = Response<String>;
     type Error = Infallible;
     type Future = std::future::Ready<Result<Response<String>, Infallible>>;
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
-    fn call(&mut self, req: Request<()>) -> Self::Future {
+    fn call(&mut self, req: Request<String>) -> Self::Future {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let key = req
             .extensions()
@@ -168,7 +168,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(uri) = http::Uri::try_from(path) {
         builder = builder.uri(uri);
     }
-    let Ok(mut req) = builder.body(()) else {
+    let Ok(mut req) = builder.body(String::new()) else {
         return;
     };
     for line in lines {
