@@ -1,6 +1,9 @@
 //! Unit tests of the keys file: parsing rules and their errors.
 
 use super::*;
+use crate::permission::Permissions;
+use crate::token::{Environment, Token};
+use std::time::SystemTime;
 
 const K: &str = "ark_test_0123456789abcdefXYZ";
 
