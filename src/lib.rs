@@ -55,6 +55,8 @@
 //! # Cargo features
 //!
 //! - `serde`: the JSON keys-file loader (module `keys_file`).
+//! - `reload`: `keys_file::watch`, reloading a keys file into a running `MemoryKeyStore`
+//!   on SIGHUP and when the file changes (enables `serde`).
 //! - `axum`: [`AuthenticatedKey`] as an axum extractor; [`RouteTable`] reads the path of
 //!   axum's `OriginalUri` (the full path, also behind `nest`).
 //! - `cache`: the verification cache `cache::CachedKeyStore` in front of any store.

@@ -1,6 +1,8 @@
 //! The JSON keys file (feature `serde`): loading it into records ([`load`], [`parse`]),
-//! saving records to it atomically ([`save`]), and the plain form of a record that SQL rows
-//! and documents map to ([`PlainRecord`], the same rules as a file's entry).
+//! saving records to it atomically ([`save`]), reloading it into a running store as a diff
+//! ([`reload`]; on SIGHUP and file changes with `watch`, feature `reload`), and the plain
+//! form of a record that SQL rows and documents map to ([`PlainRecord`], the same rules as
+//! a file's entry).
 //!
 //! ```json
 //! {"keys": [
@@ -44,6 +46,7 @@ use crate::key::KeyRecord;
 mod parse;
 mod plain;
 mod raw;
+mod reload;
 mod rules;
 mod save;
 mod scrub;
@@ -51,6 +54,9 @@ mod stream;
 
 pub use parse::parse;
 pub use plain::{InvalidRecord, PlainRecord};
+pub use reload::reload;
+#[cfg(feature = "reload")]
+pub use reload::{watch, KeysFileWatcher};
 pub use save::save;
 
 /// A keys file that cannot be loaded. Never contains a key.
