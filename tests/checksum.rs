@@ -72,13 +72,12 @@ fn get(token: &str) -> Vec<u8> {
     )
 }
 
-/// Everything a client sees but the `Date` header.
-fn seen(r: &RawResponse) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
+/// Everything a client sees but the `Date` header: status, header lines, body.
+fn seen(r: &RawResponse) -> (u16, Vec<String>, Vec<u8>) {
     let headers = r
-        .headers
-        .iter()
-        .filter(|(n, _)| n != "date")
-        .cloned()
+        .headers_text()
+        .into_iter()
+        .filter(|line| !line.starts_with("date:"))
         .collect();
     (r.status, headers, r.body.clone())
 }
