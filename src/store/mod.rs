@@ -97,7 +97,7 @@ impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
 ///
 /// Every error type (`E: Error + Send + Sync + 'static`) converts into a `StoreError`, so a
 /// store's code uses `?` on its driver's results. As with `anyhow::Error`, that is possible
-/// only because `StoreError` does not itself implement [`Error`](std::error::Error) (the
+/// only because `StoreError` does not itself implement [`Error`] (the
 /// blanket conversion would otherwise overlap `From<T> for T`). It derefs to one (`&*e` is
 /// a `&dyn Error` with the same message and source) and converts into
 /// `Box<dyn Error + Send + Sync>` and `Box<dyn Error>`, so `?` still carries it out of a
