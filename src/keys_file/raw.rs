@@ -221,6 +221,13 @@ impl<'de, T: Expected> Visitor<'de> for GotVisitor<T> {
     fn visit_unit<E>(self) -> Result<Got<T>, E> {
         Ok(Got::Null)
     }
+    // Formats with options (a row's NULL column) rather than JSON's null.
+    fn visit_none<E>(self) -> Result<Got<T>, E> {
+        Ok(Got::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Got<T>, D::Error> {
+        Got::deserialize(d)
+    }
     fn visit_bool<E>(self, b: bool) -> Result<Got<T>, E> {
         Ok(got(T::from_bool(b)))
     }
