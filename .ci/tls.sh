@@ -2,7 +2,8 @@
 # TLS on the CI databases, sourced by .ci/run after PostgreSQL (5432) and Redis (6379) are up.
 # Makes certificates in the run (a CA, a server certificate for 127.0.0.1 and localhost, and
 # a second, unrelated CA), turns TLS on in the same PostgreSQL cluster with that certificate
-# (plain connections keep working; the role ark_tls_only may connect over TLS only), starts a
+# (plain connections keep working; the role ark_tls_only, owner of the database
+# ark_auth_tls, may connect over TLS only), starts a
 # second redis-server with TLS only on ARK_TLS_REDIS_PORT (default 6390), and exports what
 # tests/tls.rs reads: ARK_TLS_DIR (ca.pem, wrong-ca.pem), ARK_TLS_PG_URL, ARK_TLS_REDIS_URL.
 # Idempotent: a re-run makes new certificates and reloads.
@@ -43,8 +44,7 @@ if ! grep -q '^hostnossl all ark_tls_only' "$pg_conf/pg_hba.conf"; then
   sed -i '1i hostnossl all ark_tls_only all reject' "$pg_conf/pg_hba.conf"
 fi
 su postgres -c "psql -qc \"DO \\\$\\\$ BEGIN CREATE ROLE ark_tls_only LOGIN PASSWORD 'ark-ci'; EXCEPTION WHEN duplicate_object THEN NULL; END \\\$\\\$\""
-su postgres -c "psql -qc \"GRANT ALL ON DATABASE ark_auth TO ark_tls_only\""
-su postgres -c "psql -d ark_auth -qc \"GRANT ALL ON SCHEMA public TO ark_tls_only\""
+su postgres -c "createdb -O ark_tls_only ark_auth_tls" 2>/dev/null || true # exists on a re-run
 su postgres -c "psql -qc \"SELECT pg_reload_conf()\"" >/dev/null
 for _ in $(seq 50); do
   if [ "$(su postgres -c "psql -Atc 'SHOW ssl_cert_file'")" = "$pg_tls/server.pem" ]; then break; fi
@@ -65,5 +65,5 @@ done
   || { echo "redis-server with TLS did not start"; cat "$tls_dir/redis.log"; exit 1; }
 
 export ARK_TLS_DIR=$tls_dir
-export ARK_TLS_PG_URL=postgres://ark_tls_only:ark-ci@127.0.0.1:5432/ark_auth
+export ARK_TLS_PG_URL=postgres://ark_tls_only:ark-ci@127.0.0.1:5432/ark_auth_tls
 export ARK_TLS_REDIS_URL=rediss://127.0.0.1:$redis_port/

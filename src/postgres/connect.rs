@@ -34,7 +34,7 @@ use crate::store::StoreError;
 /// ```
 #[derive(Clone)]
 pub struct ConnectionSettings {
-    config: Config,
+    pub(super) config: Config,
     pub(super) tls: Tls,
 }
 
@@ -119,17 +119,6 @@ impl ConnectionSettings {
                 tokio::spawn(conn);
                 Ok(client)
             }
-        }
-    }
-}
-
-/// Settings without TLS (`sslmode` of the config other than `disable` then fails to
-/// connect, or connects in plain text for `prefer`).
-impl From<Config> for ConnectionSettings {
-    fn from(config: Config) -> Self {
-        ConnectionSettings {
-            config,
-            tls: Tls::Off,
         }
     }
 }

@@ -50,12 +50,25 @@ const HEALTH_EVERY: Duration = Duration::from_secs(1);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RevocationListener {
-    /// Starts listening with these connection settings and invalidating `cache`: a
-    /// [`ConnectionSettings`] (its TLS included), or a `tokio_postgres::Config` (no TLS).
-    /// Must be called inside a tokio runtime.
-    pub fn spawn(settings: impl Into<ConnectionSettings>, cache: CacheInvalidator) -> Self {
+    /// Starts listening with these connection settings (no TLS: see
+    /// [`RevocationListener::spawn_with`]) and invalidating `cache`. Must be called inside a
+    /// tokio runtime.
+    pub fn spawn(config: tokio_postgres::Config, cache: CacheInvalidator) -> Self {
+        Self::spawn_with(
+            ConnectionSettings {
+                config,
+                tls: Tls::Off,
+            },
+            cache,
+        )
+    }
+
+    /// Starts listening with these settings, their TLS included (say,
+    /// `ConnectionSettings::from_url(url)?`), and invalidating `cache`. Must be called
+    /// inside a tokio runtime.
+    pub fn spawn_with(settings: ConnectionSettings, cache: CacheInvalidator) -> Self {
         let state = Arc::new(ListenerState::default());
-        let task = tokio::spawn(listen_loop(settings.into(), cache, Arc::clone(&state)));
+        let task = tokio::spawn(listen_loop(settings, cache, Arc::clone(&state)));
         RevocationListener { task, state }
     }
 

@@ -71,7 +71,7 @@ impl PostgresKeyStore {
 
     /// A store on a pool built elsewhere (say, with [`ConnectionSettings::manager`] and
     /// pool settings of your own). [`PostgresKeyStore::listen`] is then unavailable (it
-    /// needs the connection settings); use [`RevocationListener::spawn`] with them. Must be called inside a tokio runtime (it
+    /// needs the connection settings); use [`RevocationListener::spawn_with`] with them. Must be called inside a tokio runtime (it
     /// starts the `last_used_at` writer).
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Self {
         Self::build(pool, None, options)
@@ -141,6 +141,6 @@ impl PostgresKeyStore {
     /// [`PostgresKeyStore::from_pool`]. Must be called inside a tokio runtime.
     pub fn listen(&self, cache: CacheInvalidator) -> Option<RevocationListener> {
         let settings = self.inner.settings.clone()?;
-        Some(RevocationListener::spawn(settings, cache))
+        Some(RevocationListener::spawn_with(settings, cache))
     }
 }
