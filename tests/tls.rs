@@ -352,3 +352,41 @@ async fn redis_right_ca_is_served_and_wrong_ca_refused() {
     );
     assert!(e.contains("#insecure"), "{e}");
 }
+
+/// What TLS adds to making a connection (printed): sequential connections to the same
+/// server as the same user, in plain text (`DATABASE_URL`'s user, when set) and with
+/// verify-full. Each one includes SCRAM, which dominates in a debug build.
+#[tokio::test]
+async fn postgres_tls_connection_cost() {
+    let Some(t) = tls("postgres_tls_connection_cost") else {
+        return;
+    };
+    const N: u32 = 8;
+    async fn time(url: &str) -> Duration {
+        let settings = ConnectionSettings::from_url(url).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..N {
+            let client = settings.connect().await.unwrap();
+            client.simple_query("SELECT 1").await.unwrap();
+        }
+        start.elapsed() / N
+    }
+    let tls = time(&t.pg_with(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        t.ca("ca.pem")
+    )))
+    .await;
+    println!(
+        "connect + SELECT 1 with verify-full: {:.1} ms",
+        tls.as_secs_f64() * 1e3
+    );
+    if let Ok(plain) = std::env::var("DATABASE_URL") {
+        if !plain.contains("sslmode") {
+            let plain = time(&format!("{plain}?sslmode=disable")).await;
+            println!(
+                "connect + SELECT 1 in plain text: {:.1} ms",
+                plain.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
