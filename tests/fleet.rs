@@ -283,10 +283,11 @@ async fn keygen_stores_only_the_hash() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.lines().next().unwrap().trim().to_owned();
     let hash = ark_auth::key::KeyHash::of(&ark_auth::token::Token::parse(&token).unwrap());
-    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+    let client = ark_auth::postgres::ConnectionSettings::from_url(&db)
+        .unwrap()
+        .connect()
         .await
         .unwrap();
-    tokio::spawn(conn);
     let row = client
         .query_one(
             "SELECT id, row_to_json(k)::text FROM ark_api_keys k WHERE key_hash = $1",

@@ -56,6 +56,17 @@
 //! One multiplexed connection per limiter (clones share it): requests are pipelined on one
 //! socket, so no pool is needed. Needs Redis 5 or later (or a compatible server such as
 //! Valkey) and a tokio runtime with timers.
+//!
+//! # TLS
+//!
+//! With the `redis-tls` feature, `rediss://host:port/` connects through rustls and checks
+//! the server's certificate: signed by a trusted root and issued for `host` (name or IP
+//! address). The roots are the system's, read by rustls-native-certs, which takes
+//! `SSL_CERT_FILE` (a PEM file) or `SSL_CERT_DIR` from the environment instead when set; or
+//! a CA of your own with [`RedisRateLimiter::connect_with_root_ca`]. A certificate that
+//! fails the check fails the connection (the limiter's failure policy applies). redis-rs's
+//! `#insecure` (no check at all) is refused. Without the feature, `rediss://` URLs are
+//! refused.
 
 mod breaker;
 
@@ -126,6 +137,36 @@ impl RedisRateLimiter {
     /// ```
     pub fn connect_lazy(url: &str) -> Result<RedisRateLimiter, LimiterError> {
         let conn = ConnectionManager::new_lazy_with_config(client(url)?, manager_config())
+            .map_err(LimiterError::new)?;
+        Ok(Self::with_connection(conn))
+    }
+
+    /// Like [`connect`](Self::connect), for a `rediss://` URL whose server certificate is
+    /// checked against the CA certificates in `root_ca_pem` (PEM) instead of the system's
+    /// roots (the host name is still checked).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/ark/redis-ca.pem")?;
+    /// let limiter =
+    ///     ark_auth::redis::RedisRateLimiter::connect_with_root_ca("rediss://cache:6380/", &ca)
+    ///         .await?;
+    /// # let _ = limiter; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub async fn connect_with_root_ca(
+        url: &str,
+        root_ca_pem: &[u8],
+    ) -> Result<RedisRateLimiter, LimiterError> {
+        refuse_unchecked_tls(url)?;
+        install_crypto_provider();
+        let certs = ::redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_ca_pem.to_vec()),
+        };
+        let client = ::redis::Client::build_with_tls(url, certs).map_err(LimiterError::new)?;
+        let conn = ConnectionManager::new_with_config(client, manager_config())
+            .await
             .map_err(LimiterError::new)?;
         Ok(Self::with_connection(conn))
     }
@@ -235,7 +276,30 @@ impl RateLimiter for RedisRateLimiter {
 type Counters = (u64, u64, u64, u64, u8);
 
 fn client(url: &str) -> Result<::redis::Client, LimiterError> {
+    refuse_unchecked_tls(url)?;
+    #[cfg(feature = "redis-tls")]
+    install_crypto_provider();
     ::redis::Client::open(url).map_err(LimiterError::new)
+}
+
+/// redis-rs's `#insecure` turns the certificate check off when its `tls-rustls-insecure`
+/// feature is on somewhere in the build; the limiter never connects that way.
+fn refuse_unchecked_tls(url: &str) -> Result<(), LimiterError> {
+    match url.split_once('#') {
+        Some((_, "insecure")) => Err(LimiterError::new(RedisUnavailable::Insecure)),
+        _ => Ok(()),
+    }
+}
+
+/// redis-rs builds its rustls configuration with the process's default crypto provider,
+/// which rustls cannot choose (and would panic over) when an application enables more
+/// than one: ring becomes the default unless the application installed one already.
+#[cfg(feature = "redis-tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one meanwhile: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 /// Reconnection off the request path: each attempt bounded, a few quick retries, then the
@@ -282,12 +346,22 @@ enum RedisUnavailable {
     CoolingDown,
     #[error("unexpected reply from the rate-limit script")]
     BadReply,
+    #[error("rediss:// with #insecure (no certificate check) is refused")]
+    Insecure,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::num::NonZeroU32;
+
+    #[test]
+    fn insecure_tls_is_refused() {
+        let e = refuse_unchecked_tls("rediss://:pw@cache:6380/#insecure").unwrap_err();
+        assert!(e.to_string().contains("#insecure"), "{e}");
+        assert!(!e.to_string().contains("pw"), "{e}");
+        assert!(refuse_unchecked_tls("rediss://cache:6380/0").is_ok());
+    }
 
     #[test]
     fn decide_matches_the_memory_arithmetic() {
