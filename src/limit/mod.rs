@@ -3,7 +3,11 @@
 //! counter both built-in limiters share is a pure function (module `window`).
 
 mod combine;
+mod entry;
+mod log;
 mod memory;
+#[cfg(test)]
+mod model_tests;
 mod quotas;
 mod window;
 
