@@ -7,7 +7,7 @@ mod entry;
 mod log;
 mod memory;
 #[cfg(test)]
-mod model_tests;
+pub(crate) mod model_tests;
 mod quotas;
 mod window;
 
@@ -20,6 +20,8 @@ use std::time::Duration;
 use crate::key::KeyRecord;
 
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
+#[cfg(feature = "redis")]
+pub(crate) use log::{Spec, Summary};
 pub use memory::MemoryRateLimiter;
 pub use quotas::{Quotas, QuotasError};
 #[cfg(feature = "redis")]
