@@ -1,6 +1,8 @@
-//! Per-key rate limiting: the [`RateLimiter`] trait a limiter implements, its [`Quota`] and
-//! [`RateLimitDecision`], and the in-memory [`MemoryRateLimiter`]. The sliding window
-//! counter both built-in limiters share is a pure function (module `window`).
+//! Per-key rate limiting: the [`RateLimiter`] trait a limiter implements, its [`Quota`]s
+//! ([`Quotas`], the limits one request must fit) and [`RateLimitDecision`], and the
+//! in-memory [`MemoryRateLimiter`]. The windows both built-in limiters share are pure
+//! functions: the exact sliding window (module `log`) and, above its range, the sliding
+//! window counter (module `window`).
 
 mod combine;
 mod entry;

@@ -19,21 +19,25 @@
 //!
 //! # Algorithm and accuracy
 //!
-//! The same sliding window counter as [`MemoryRateLimiter`](crate::limit::MemoryRateLimiter)
-//! (previous window's count weighted by how much of it still overlaps, plus the current
-//! window's count), run by one Lua script on the server: the read, the verdict and the
-//! increment are one atomic step, so N instances sharing one Redis admit at most the key's
-//! limit per window in total, exactly as one in-memory limiter would. The clock is the
-//! server's (`TIME`), so instances with skewed clocks agree on the windows. The script
-//! returns the counters it saw and the limiter computes `X-RateLimit-Remaining`,
-//! `X-RateLimit-Reset` and `Retry-After` from them with the in-memory limiter's own code:
-//! the same [`RateLimitDecision`] for the same counters. The script's arithmetic is exact
-//! while `limit × window` stays under 2⁵³ microseconds (limit × window-in-seconds under
-//! 9·10⁹: any per-second limit).
+//! The same windows as [`MemoryRateLimiter`](crate::limit::MemoryRateLimiter): the exact
+//! sliding window (a log of the last `limit` admission times) up to a limit of 128, the
+//! sliding window counter above. One Lua script per request checks every window of the
+//! check and records the request in all of them when it fits all, in one atomic step on the
+//! server's clock (`TIME`): N instances sharing one Redis never admit more than the key's
+//! limit in any interval of one window's length, measured by Redis's clock, exactly as one
+//! in-memory limiter would, and skewed instance clocks do not matter. Whatever the number
+//! of windows, a check is one round trip. The script returns what it saw (per window: the
+//! admissions still counting, the one that blocks, the newest) and the limiter computes
+//! `X-RateLimit-Remaining`, `X-RateLimit-Reset` and `Retry-After` from it with the
+//! in-memory limiter's own code: the same [`RateLimitDecision`](crate::limit::RateLimitDecision)
+//! for the same admissions. The script's arithmetic (Lua numbers) is exact below 2⁵³ µs,
+//! past the year 2255.
 //!
-//! One Redis hash per key *id* (`{prefix}{id}`, fields `w`, `p`, `c`), with an expiry at the
-//! end of the window after next, so an idle key leaves nothing behind. A peek (the headers
-//! of a 403) writes nothing. The script touches one key, so it also runs on Redis Cluster.
+//! One Redis hash per key *id* (`{prefix}{id}`), one field per window (named by the window in
+//! microseconds: the admission times of a log, or a counter's three numbers), with an expiry
+//! when the newest admission leaves the longest window, so an idle key leaves nothing
+//! behind. A peek (the headers of a 403) writes nothing. The script touches one key, so it
+//! also runs on Redis Cluster.
 //!
 //! # When Redis is down or slow
 //!
@@ -82,8 +86,8 @@ pub const DEFAULT_KEY_PREFIX: &str = "ark-auth:rl:";
 /// Deadline of one attempt to (re)connect, off the request path.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The sliding window counter of `WindowState::check`, atomically, on the server's clock
-/// (arguments and reply described in the script).
+/// The windows of a check, atomically, on the server's clock (arguments and reply described
+/// in the script).
 const SCRIPT: &str = include_str!("window.lua");
 
 /// A [`RateLimiter`] whose counters live in Redis, shared by every instance using the same
