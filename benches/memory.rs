@@ -109,7 +109,7 @@ fn main() {
             limiter_bytes as f64 / records.len() as f64,
             if limit == 10 { " (goal <= 64)" } else { "" }
         );
-        std::thread::sleep(Duration::from_millis(1_100));
+        std::thread::sleep(Duration::from_millis(2_100));
         let region = Region::new(GLOBAL);
         limiter.sweep();
         println!(

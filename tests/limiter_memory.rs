@@ -71,8 +71,9 @@ fn bytes_per_active_key_and_reclaimed_when_idle() {
         "limit 10: {ten:.1} bytes per active key (at most 64)"
     );
 
-    // Idle: a window and the log's resolution later, a sweep gives it all back.
-    std::thread::sleep(Duration::from_millis(1_100));
+    // Idle: a sweep gives it all back once nothing counts any more (a log: a window and
+    // its resolution after the last admission; the counter: up to two windows).
+    std::thread::sleep(Duration::from_millis(2_100));
     for (limit, per_key, limiter) in &figures {
         let region = Region::new(GLOBAL);
         limiter.sweep();
