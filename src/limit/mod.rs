@@ -3,6 +3,8 @@
 //! counter both built-in limiters share is a pure function (module `window`).
 
 mod memory;
+mod quotas;
+mod text;
 mod window;
 
 use std::future::Future;
@@ -15,6 +17,11 @@ use crate::key::KeyRecord;
 
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
 pub use memory::MemoryRateLimiter;
+pub use quotas::{Quotas, QuotasError, MAX_QUOTAS};
+pub use text::QuotaParseError;
+pub(crate) use text::{
+    collect as collect_quotas, member as quota_member, window_member, window_name,
+};
 #[cfg(feature = "redis")]
 pub(crate) use window::{decision_at, WindowState};
 
