@@ -17,7 +17,7 @@ use crate::key::KeyRecord;
 
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
 pub use memory::MemoryRateLimiter;
-pub use quotas::{Quotas, QuotasError, MAX_QUOTAS};
+pub use quotas::{Quotas, QuotasError};
 pub use text::QuotaParseError;
 pub(crate) use text::{
     collect as collect_quotas, member as quota_member, window_member, window_name,

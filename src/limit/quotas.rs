@@ -1,81 +1,158 @@
-//! [`Quotas`]: the limits one request must fit.
+//! [`Quotas`]: the limits one request must fit, inline and `Copy`.
 
 use std::fmt;
 
 use super::Quota;
 
-/// The most limits one key may carry.
-pub const MAX_QUOTAS: usize = 4;
+/// The most quotas one check takes.
+const MAX: usize = 4;
 
-/// The limits one request must fit (1 to [`MAX_QUOTAS`]; `Copy`, inline, no allocation).
+/// The limits one request must fit: one to four [`Quota`]s with different windows (for
+/// example 10 per second and 10 000 per day). `Copy` and inline: building one allocates
+/// nothing.
+///
+/// A request is admitted only if it fits every quota, and when one refuses it is counted in
+/// none; the decision then describes one window, as [`RateLimitDecision::combine`] says.
+///
+/// [`RateLimitDecision::combine`]: super::RateLimitDecision::combine
 ///
 /// ```
 /// use std::num::NonZeroU32;
 /// use std::time::Duration;
-/// use ark_auth::limit::{Quota, Quotas};
+/// use ark_auth::limit::{Quota, Quotas, QuotasError};
 ///
 /// let n = |n| NonZeroU32::new(n).unwrap();
-/// let two = Quotas::new(&[Quota::per_second(n(10)), Quota::new(n(1000), Duration::from_secs(3600))]).unwrap();
-/// assert_eq!(two.len(), 2);
-/// assert_eq!(Quotas::one(Quota::DEFAULT).iter().next(), Some(Quota::DEFAULT));
-/// assert!(Quotas::new(&[]).is_err());
+/// let per_second = Quota::per_second(n(10));
+/// let per_day = Quota::new(n(10_000), Duration::from_secs(86_400));
+/// let both = Quotas::new(&[per_second, per_day]).unwrap();
+/// assert_eq!(both.len(), 2);
+/// assert_eq!(both.iter().map(|q| q.limit().get()).collect::<Vec<_>>(), [10, 10_000]);
+/// assert_eq!(Quotas::one(per_second).as_slice(), &[per_second]);
+/// assert_eq!(Quotas::new(&[]), Err(QuotasError::Empty));
+/// assert_eq!(Quotas::new(&[per_second, per_second]), Err(QuotasError::SameWindow));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Quotas {
-    quotas: [Quota; MAX_QUOTAS],
     len: u8,
+    items: [Quota; MAX],
 }
 
-/// [`Quotas::new`] was given no limit, or more than [`MAX_QUOTAS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a key has 1 to 4 rate limits")]
-pub struct QuotasError;
+/// Why a list of quotas is not a [`Quotas`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuotasError {
+    /// No quota at all.
+    #[error("no rate limit given")]
+    Empty,
+    /// More than four quotas.
+    #[error("at most 4 rate limits per key")]
+    TooMany,
+    /// Two quotas with the same window.
+    #[error("two rate limits with the same window")]
+    SameWindow,
+}
 
 impl Quotas {
-    /// One limit.
+    /// The most quotas a `Quotas` holds.
+    pub const MAX: usize = MAX;
+
+    /// A single quota.
     pub const fn one(quota: Quota) -> Self {
         Quotas {
-            quotas: [quota; MAX_QUOTAS],
             len: 1,
+            items: [quota; MAX],
         }
     }
 
-    /// These limits, in this order.
+    /// One to four quotas, each with its own window, in the order given.
     pub fn new(quotas: &[Quota]) -> Result<Self, QuotasError> {
-        let (&first, _) = quotas.split_first().ok_or(QuotasError)?;
-        if quotas.len() > MAX_QUOTAS {
-            return Err(QuotasError);
+        let (first, rest) = quotas.split_first().ok_or(QuotasError::Empty)?;
+        if quotas.len() > MAX {
+            return Err(QuotasError::TooMany);
         }
-        let mut all = [first; MAX_QUOTAS];
-        all[..quotas.len()].copy_from_slice(quotas);
+        let mut items = [*first; MAX];
+        for (i, q) in rest.iter().enumerate() {
+            if quotas[..=i].iter().any(|p| p.window() == q.window()) {
+                return Err(QuotasError::SameWindow);
+            }
+            items[i + 1] = *q;
+        }
         Ok(Quotas {
-            quotas: all,
             len: quotas.len() as u8,
+            items,
         })
     }
 
-    /// The limits.
-    pub fn iter(&self) -> impl Iterator<Item = Quota> + '_ {
-        self.as_slice().iter().copied()
+    /// The quotas, in the order given.
+    pub fn as_slice(&self) -> &[Quota] {
+        &self.items[..usize::from(self.len)]
     }
 
-    /// How many limits.
+    /// The quotas, in the order given.
+    pub fn iter(&self) -> std::slice::Iter<'_, Quota> {
+        self.as_slice().iter()
+    }
+
+    /// How many quotas (1 to 4).
+    #[allow(clippy::len_without_is_empty)] // never empty
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
+}
 
-    /// Never true (there is always one limit at least).
-    pub fn is_empty(&self) -> bool {
-        false
+impl From<Quota> for Quotas {
+    fn from(quota: Quota) -> Self {
+        Quotas::one(quota)
     }
+}
 
-    fn as_slice(&self) -> &[Quota] {
-        &self.quotas[..self.len()]
+impl Default for Quotas {
+    /// The contract's default, [`Quota::DEFAULT`] (10 per second).
+    fn default() -> Self {
+        Quotas::one(Quota::DEFAULT)
     }
 }
 
 impl fmt::Debug for Quotas {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Quotas {
+    type Item = &'a Quota;
+    type IntoIter = std::slice::Iter<'a, Quota>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    fn q(n: u32, secs: u64) -> Quota {
+        Quota::new(NonZeroU32::new(n).unwrap(), Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn new_checks_count_and_windows() {
+        let four = [q(1, 1), q(2, 60), q(3, 3600), q(4, 86_400)];
+        assert_eq!(Quotas::new(&four).unwrap().as_slice(), &four);
+        let five = [q(1, 1), q(2, 60), q(3, 3600), q(4, 86_400), q(5, 7)];
+        assert_eq!(Quotas::new(&five), Err(QuotasError::TooMany));
+        assert_eq!(
+            Quotas::new(&[q(1, 1), q(2, 60), q(3, 1)]),
+            Err(QuotasError::SameWindow)
+        );
+        assert_eq!(Quotas::new(&[q(1, 1)]).unwrap(), Quotas::one(q(1, 1)));
+        assert_eq!(
+            format!("{:?}", Quotas::one(q(1, 1)))
+                .matches("Quota")
+                .count(),
+            1
+        );
     }
 }

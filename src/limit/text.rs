@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::quotas::{Quotas, MAX_QUOTAS};
+use super::quotas::Quotas;
 use super::Quota;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -115,7 +115,7 @@ fn parse_limit(text: &str) -> Result<NonZeroU32, QuotaParseError> {
 pub(crate) fn collect(
     pairs: impl IntoIterator<Item = Result<Quota, QuotaParseError>>,
 ) -> Result<Quotas, QuotaParseError> {
-    let mut all: Vec<Quota> = Vec::with_capacity(MAX_QUOTAS);
+    let mut all: Vec<Quota> = Vec::with_capacity(Quotas::MAX);
     for q in pairs {
         let q = q?;
         if let Some(same) = all.iter().find(|p| p.window() == q.window()) {
@@ -124,9 +124,10 @@ pub(crate) fn collect(
                 window_member(same.window())
             )));
         }
-        if all.len() == MAX_QUOTAS {
+        if all.len() == Quotas::MAX {
             return Err(QuotaParseError(format!(
-                "more than {MAX_QUOTAS} rate limits"
+                "more than {} rate limits",
+                Quotas::MAX
             )));
         }
         all.push(q);
