@@ -12,7 +12,10 @@
 //! An entry has either `key` (a plaintext token, hashed at load) or `hash` (as printed by
 //! [`record_to_json`] and the `keygen` example) with `environment`. `permissions` is
 //! required (`["*"]` for full access); `id`, `name`, `tenant`, `expires_at` (RFC 3339),
-//! `revoked`, `rate_limit` (requests per second) and `metadata` (string values) are optional.
+//! `revoked`, `rate_limit` (requests per second) or `rate_limits` (several limits, each with
+//! its window: `{"second": 10, "day": 10000}`; windows `second`, `minute`, `hour`, `day`, or
+//! a count with `ms`, `s`, `min`, `h`, `d` such as `30s`) and `metadata` (string values) are
+//! optional.
 //! Unknown fields, unknown permissions, duplicate keys or ids, and a member repeated inside
 //! any object (`"revoked"` twice in an entry, a `metadata` name twice, `"keys"` twice) are
 //! errors: loading is all or nothing, and every error names the entry (by index and name)
@@ -43,6 +46,7 @@ use zeroize::Zeroizing;
 
 use crate::json_members::{first_repeated_member, Repeated, Step};
 use crate::key::{KeyHash, KeyRecord};
+use crate::limit::{quotas_from_json, quotas_to_json};
 use crate::permission::Permissions;
 use crate::token::{Environment, Token};
 
@@ -108,6 +112,7 @@ struct Entry {
     expires_at: Option<Value>,
     revoked: Option<Value>,
     rate_limit: Option<Value>,
+    rate_limits: Option<Value>,
     metadata: Option<Value>,
 }
 
@@ -399,6 +404,12 @@ fn entry(value: Value) -> Result<KeyRecord, String> {
             record = record.with_rate_limit(n);
         }
     }
+    if let Some(v) = e.rate_limits.as_ref().filter(|v| !v.is_null()) {
+        if e.rate_limit.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err("has both `rate_limit` and `rate_limits`; give one".into());
+        }
+        record.set_rate_limits(Some(quotas_from_json(v)?));
+    }
     if let Some(v) = &e.metadata {
         let m = v
             .as_object()
@@ -454,8 +465,11 @@ pub fn record_to_json(record: &KeyRecord) -> Value {
         }
     }
     m.insert("revoked".into(), record.is_revoked().into());
-    if let Some(n) = record.rate_limit() {
-        m.insert("rate_limit".into(), n.get().into());
+    if let Some(limits) = record.rate_limits() {
+        match record.rate_limit().filter(|_| limits.len() == 1) {
+            Some(per_second) => m.insert("rate_limit".into(), per_second.get().into()),
+            None => m.insert("rate_limits".into(), quotas_to_json(&limits)),
+        };
     }
     if !record.metadata().is_empty() {
         let md: Map<String, Value> = record
@@ -535,6 +549,78 @@ mod tests {
 
     /// Found by fuzzing: a key pasted into another field (a permission, an id) came back
     /// in the error message.
+    #[test]
+    fn rate_limits_several_windows_strictly() {
+        let r = &one(&format!(
+            r#"{{"key": "{K}", "permissions": [], "rate_limits": {{"day": 10000, "second": 10, "30s": 3}}}}"#
+        ))
+        .unwrap()[0];
+        assert_eq!(r.rate_limits(), Some("10/s,3/30s,10000/d".parse().unwrap()));
+        assert_eq!(r.rate_limit().map(|n| n.get()), Some(10));
+        // Written back as `rate_limits`, read back the same; one per-second limit stays
+        // `rate_limit`.
+        let json = record_to_json(r);
+        assert_eq!(
+            json["rate_limits"],
+            serde_json::json!({"second": 10, "30s": 3, "day": 10000})
+        );
+        assert!(json.get("rate_limit").is_none());
+        let text = serde_json::json!({"keys": [json]}).to_string();
+        assert_eq!(&parse(&text).unwrap()[0], r);
+        let one_per_second = &one(&format!(
+            r#"{{"key": "{K}", "permissions": [], "rate_limits": {{"second": 4}}}}"#
+        ))
+        .unwrap()[0];
+        assert_eq!(record_to_json(one_per_second)["rate_limit"], 4);
+        assert!(record_to_json(one_per_second).get("rate_limits").is_none());
+        let null = &one(&format!(
+            r#"{{"key": "{K}", "permissions": [], "rate_limits": null}}"#
+        ))
+        .unwrap()[0];
+        assert_eq!(null.rate_limits(), None);
+
+        for (limits, says) in [
+            (r#"{"week": 1}"#.to_owned(), "unknown window \"week\""),
+            (r#"{"second": 0}"#.to_owned(), "limit per second"),
+            (r#"{"minute": "10"}"#.to_owned(), "limit per minute"),
+            (
+                r#"{"second": 1, "1s": 2}"#.to_owned(),
+                "window second is given twice",
+            ),
+            (r#"{"second": 1, "second": 2}"#.to_owned(), "rate_limits"),
+            (r#"{}"#.to_owned(), "no rate limit"),
+            (r#"[10]"#.to_owned(), "must be an object"),
+            (
+                r#"{"s": 1, "m": 1, "h": 1, "d": 1, "2d": 1}"#.to_owned(),
+                "more than 4",
+            ),
+            (format!(r#"{{"{K}": 1}}"#), "unknown window"),
+        ] {
+            let entry = format!(
+                r#"{{"key": "{K}", "name": "multi", "permissions": [], "rate_limits": {limits}}}"#
+            );
+            let e = one(&entry).unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(
+                (e.entry, e.name.as_deref()),
+                (Some(0), Some("multi")),
+                "{msg}"
+            );
+            assert!(msg.contains(says), "{limits}: {msg}");
+            assert!(!msg.contains("0123456789"), "leaks the key: {msg}");
+        }
+        let both = format!(
+            r#"{{"key": "{K}", "name": "both", "permissions": [], "rate_limit": 5, "rate_limits": {{"day": 9}}}}"#
+        );
+        let e = one(&both).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("both `rate_limit` and `rate_limits`"),
+            "{e}"
+        );
+        assert_eq!(e.entry, Some(0));
+    }
+
     #[test]
     fn errors_never_repeat_a_key_from_any_field() {
         let body = &K[9..];

@@ -296,8 +296,11 @@ impl KeyRecord {
     }
 
     /// Sets the key's own limits (see [`KeyRecord::with_rate_limits`]), or (`None`) clears
-    /// them. One limit per second is kept inline; any other set in the allocated details.
+    /// them. They are kept shortest window first (so two records with the same limits are
+    /// equal whatever order they were given in). One limit per second is kept inline; any
+    /// other set in the allocated details.
     pub fn set_rate_limits(&mut self, limits: Option<Quotas>) {
+        let limits = limits.map(shortest_window_first);
         let inline = limits.and_then(|q| match q.as_slice() {
             [one] if one.window() == SECOND => Some(one.limit()),
             _ => None,
@@ -377,6 +380,14 @@ impl fmt::Debug for KeyRecord {
             .field("metadata", self.metadata())
             .finish()
     }
+}
+
+fn shortest_window_first(quotas: Quotas) -> Quotas {
+    let mut sorted = [Quota::DEFAULT; Quotas::MAX];
+    let sorted = &mut sorted[..quotas.len()];
+    sorted.copy_from_slice(quotas.as_slice());
+    sorted.sort_by_key(Quota::window);
+    Quotas::new(sorted).unwrap_or(quotas)
 }
 
 fn derived_id(hash: &KeyHash) -> String {
@@ -459,6 +470,11 @@ mod tests {
         assert!(r.clone().with_rate_limits(same).details.is_none());
 
         let several: Quotas = "10/s,100/min,10000/d".parse().unwrap();
+        let shuffled: Quotas = "10000/d,10/s,100/min".parse().unwrap();
+        assert_eq!(
+            r.clone().with_rate_limits(shuffled).rate_limits(),
+            Some(several)
+        );
         let mut k = r.clone().with_rate_limits(several);
         assert_eq!(k.rate_limits(), Some(several));
         assert_eq!(k.rate_limit().map(NonZeroU32::get), Some(10));

@@ -2,6 +2,8 @@
 //! [`RateLimitDecision`], and the in-memory [`MemoryRateLimiter`]. The sliding window
 //! counter both built-in limiters share is a pure function (module `window`).
 
+#[cfg(any(feature = "serde", feature = "postgres"))]
+mod json;
 mod memory;
 mod quotas;
 mod text;
@@ -16,12 +18,12 @@ use std::time::Duration;
 use crate::key::KeyRecord;
 
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
+#[cfg(any(feature = "serde", feature = "postgres"))]
+pub(crate) use json::{quotas_from_json, quotas_to_json};
 pub use memory::MemoryRateLimiter;
 pub use quotas::{Quotas, QuotasError};
+pub(crate) use text::window_name;
 pub use text::QuotaParseError;
-pub(crate) use text::{
-    collect as collect_quotas, member as quota_member, window_member, window_name,
-};
 #[cfg(feature = "redis")]
 pub(crate) use window::{decision_at, WindowState};
 
