@@ -96,7 +96,7 @@ fn main() {
     let records = store.records();
     let region = Region::new(GLOBAL);
     for r in &records {
-        if let Answer::Later(_) = limiter.acquire(r, quota) {
+        if let Answer::Later(_) = limiter.acquire(r, &quota.into()) {
             unreachable!("the in-memory limiter answers now");
         }
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 
 use super::window::{Clock, Outcome, WindowState};
-use super::{LimitResult, Quota, RateLimitDecision, RateLimiter};
+use super::{LimitResult, Quota, Quotas, RateLimitDecision, RateLimiter};
 use crate::answer::Answer;
 use crate::key::{DigestHasher, KeyHash, KeyRecord};
 
@@ -57,7 +57,7 @@ const SWEEP_EVERY_US: u64 = 5_000_000;
 /// let limiter = MemoryRateLimiter::new();
 /// let quota = Quota::per_second(NonZeroU32::new(2).unwrap());
 /// let key = KeyRecord::new("key_1", KeyHash::from_bytes([7; 32]), Environment::Live);
-/// let check = |l: &MemoryRateLimiter| match l.acquire(&key, quota) {
+/// let check = |l: &MemoryRateLimiter| match l.acquire(&key, &quota.into()) {
 ///     Answer::Now(decision) => decision.unwrap(),
 ///     Answer::Later(_) => unreachable!("the in-memory limiter answers now"),
 /// };
@@ -169,7 +169,22 @@ impl MemoryRateLimiter {
         self.inner.sweep(self.inner.clock.now());
     }
 
-    fn check(&self, key: &KeyHash, quota: Quota, consume: bool) -> RateLimitDecision {
+    fn check(&self, key: &KeyHash, quotas: &Quotas, consume: bool) -> RateLimitDecision {
+        let mut each = [RateLimitDecision::admitted(0, 0, 0); Quotas::MAX];
+        let n = quotas.len();
+        for (d, q) in each.iter_mut().zip(quotas) {
+            *d = self.check_one(key, *q, false);
+        }
+        let fits = each[..n].iter().all(|d| d.allowed);
+        if consume && fits {
+            for (d, q) in each.iter_mut().zip(quotas) {
+                *d = self.check_one(key, *q, true);
+            }
+        }
+        RateLimitDecision::combine(&each[..n]).expect("at least one quota")
+    }
+
+    fn check_one(&self, key: &KeyHash, quota: Quota, consume: bool) -> RateLimitDecision {
         let inner = &*self.inner;
         let now = inner.clock.now();
         let last = inner.last_sweep.load(Ordering::Relaxed);
@@ -181,7 +196,7 @@ impl MemoryRateLimiter {
         {
             inner.sweep(now);
         }
-        let key = key.prefix();
+        let key = key.prefix() ^ quota.window_us().wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let outcome = match inner.keys.get_mut(&key) {
             Some(mut c) => c.step(now, quota, consume),
             None if consume => inner.keys.entry(key).or_default().step(now, quota, consume),
@@ -209,12 +224,12 @@ impl RateLimiter for MemoryRateLimiter {
     /// Never used: the in-memory limiter always answers now.
     type Future = Ready<LimitResult>;
 
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        Answer::Now(Ok(self.check(key.hash(), quota, true)))
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future> {
+        Answer::Now(Ok(self.check(key.hash(), quotas, true)))
     }
 
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        Answer::Now(Ok(self.check(key.hash(), quota, false)))
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future> {
+        Answer::Now(Ok(self.check(key.hash(), quotas, false)))
     }
 }
 
@@ -235,7 +250,7 @@ mod tests {
                 KeyHash::from_bytes([i; 32]),
                 Environment::Live,
             );
-            drop(l.acquire(&key, quota));
+            drop(l.acquire(&key, &quota.into()));
         }
         assert_eq!(l.tracked_keys(), 100);
         let never = KeyRecord::new(
@@ -243,7 +258,7 @@ mod tests {
             KeyHash::from_bytes([255; 32]),
             Environment::Live,
         );
-        drop(l.peek(&never, quota));
+        drop(l.peek(&never, &quota.into()));
         assert_eq!(l.tracked_keys(), 100, "peek stores nothing");
         std::thread::sleep(Duration::from_millis(5));
         let capacity = l.inner.keys.capacity();

@@ -2,6 +2,7 @@
 //! [`RateLimitDecision`], and the in-memory [`MemoryRateLimiter`]. The sliding window
 //! counter both built-in limiters share is a pure function (module `window`).
 
+mod combine;
 #[cfg(any(feature = "serde", feature = "postgres"))]
 mod json;
 mod memory;
@@ -108,11 +109,15 @@ pub struct RateLimitDecision {
     pub reset: u64,
     /// When refused: how long until one request would be admitted.
     pub retry_after: Option<Duration>,
+    /// The window this decision describes (of the check's [`Quotas`], the one
+    /// [`RateLimitDecision::combine`] picks).
+    pub window: Duration,
 }
 
 impl RateLimitDecision {
     /// An admitted request: `remaining` of `limit` left after it, the whole limit free
-    /// again at the Unix second `reset`.
+    /// again at the Unix second `reset`; a one-second window unless
+    /// [`with_window`](Self::with_window) says otherwise.
     pub const fn admitted(limit: u32, remaining: u32, reset: u64) -> Self {
         RateLimitDecision {
             allowed: true,
@@ -120,7 +125,13 @@ impl RateLimitDecision {
             remaining,
             reset,
             retry_after: None,
+            window: Duration::from_secs(1),
         }
+    }
+
+    /// The same decision, describing the window `window`.
+    pub const fn with_window(self, window: Duration) -> Self {
+        RateLimitDecision { window, ..self }
     }
 
     /// A refused request: nothing of `limit` left, one request admitted again after
@@ -132,6 +143,7 @@ impl RateLimitDecision {
             remaining: 0,
             reset,
             retry_after: Some(retry_after),
+            window: Duration::from_secs(1),
         }
     }
 
@@ -158,20 +170,22 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// The future of a check answered later.
     type Future: Future<Output = LimitResult> + Send + 'static;
 
-    /// Checks the limit of `key` and, when admitted, counts the request.
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future>;
+    /// Checks the limits of `key` and, when the request fits every one of `quotas`, counts
+    /// it in each; when one refuses, it is counted in none. The decision describes the
+    /// window [`RateLimitDecision::combine`] picks.
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future>;
 
-    /// The current state of `key`'s limit, counting nothing (for the headers of a 403).
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future>;
+    /// The current state of `key`'s limits, counting nothing (for the headers of a 403).
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future>;
 }
 
 impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
     type Future = L::Future;
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        (**self).acquire(key, quota)
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future> {
+        (**self).acquire(key, quotas)
     }
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        (**self).peek(key, quota)
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future> {
+        (**self).peek(key, quotas)
     }
 }
 
@@ -216,6 +230,7 @@ mod tests {
             remaining: 0,
             reset: 0,
             retry_after: Some(Duration::from_millis(1)),
+            window: Duration::from_secs(1),
         };
         assert_eq!(d.retry_after_secs(), 1);
         let d = RateLimitDecision {

@@ -131,6 +131,7 @@ pub(crate) fn decision_at(epoch_unix_us: u64, o: Outcome, quota: Quota) -> RateL
         remaining: o.remaining,
         reset: (epoch_unix_us + o.reset_at).div_ceil(1_000_000),
         retry_after: o.retry_after.map(Duration::from_micros),
+        window: quota.window(),
     }
 }
 

@@ -67,8 +67,8 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::answer::Answer;
 use crate::key::KeyRecord;
 use crate::limit::{
-    decision_at, BoxLimit, LimitResult, LimiterError, Quota, RateLimitDecision, RateLimiter,
-    WindowState,
+    decision_at, BoxLimit, LimitResult, LimiterError, Quota, Quotas, RateLimitDecision,
+    RateLimiter, WindowState,
 };
 use breaker::Breaker;
 
@@ -168,16 +168,49 @@ impl RedisRateLimiter {
         &self.prefix
     }
 
-    fn check(&self, key: &KeyRecord, quota: Quota, consume: bool) -> Answer<LimitResult, BoxLimit> {
+    fn check(
+        &self,
+        key: &KeyRecord,
+        quotas: &Quotas,
+        consume: bool,
+    ) -> Answer<LimitResult, BoxLimit> {
         if !self.breaker.admit() {
             return Answer::Now(Err(LimiterError::new(RedisUnavailable::CoolingDown)));
         }
+        let this = self.clone();
+        let quotas = *quotas;
+        let base = format!("{}{}", self.prefix, key.id());
+        Answer::Later(Box::pin(async move {
+            let mut each = Vec::with_capacity(quotas.len());
+            for (i, q) in quotas.iter().enumerate() {
+                let k = if i == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}:{}", q.window_us())
+                };
+                each.push(this.check_one(k, *q, false).await?);
+            }
+            if consume && each.iter().all(|d| d.allowed) {
+                each.clear();
+                for (i, q) in quotas.iter().enumerate() {
+                    let k = if i == 0 {
+                        base.clone()
+                    } else {
+                        format!("{base}:{}", q.window_us())
+                    };
+                    each.push(this.check_one(k, *q, true).await?);
+                }
+            }
+            Ok(RateLimitDecision::combine(&each).expect("at least one quota"))
+        }))
+    }
+
+    async fn check_one(&self, redis_key: String, quota: Quota, consume: bool) -> LimitResult {
         let mut conn = self.conn.clone();
         let script = self.script.clone();
         let breaker = self.breaker.clone();
         let timeout = self.timeout;
-        let redis_key = format!("{}{}", self.prefix, key.id());
-        Answer::Later(Box::pin(async move {
+        {
             let mut call = script.key(redis_key);
             call.arg(quota.window_us())
                 .arg(quota.limit().get())
@@ -200,7 +233,7 @@ impl RedisRateLimiter {
                     Err(LimiterError::new(RedisUnavailable::Timeout(timeout)))
                 }
             }
-        }))
+        }
     }
 }
 
@@ -220,13 +253,13 @@ impl RateLimiter for RedisRateLimiter {
 
     /// Checks and counts, in Redis. Answers now (an error) only while cooling down after a
     /// failure.
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check(key, quota, true)
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, BoxLimit> {
+        self.check(key, quotas, true)
     }
 
     /// Reads the counters, writing nothing.
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check(key, quota, false)
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, BoxLimit> {
+        self.check(key, quotas, false)
     }
 }
 

@@ -29,6 +29,7 @@ pub(super) fn decision(limit: u32, remaining: u32, reset: u64) -> RateLimitDecis
         remaining,
         reset,
         retry_after: None,
+        window: Duration::from_secs(1),
     }
 }
 
@@ -71,6 +72,7 @@ pub(super) fn rl(
         remaining,
         reset,
         retry_after: retry,
+        window: Duration::from_secs(1),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::authenticated::AuthenticatedKey;
 use crate::key::{KeyHash, KeyRecord};
-use crate::limit::{LimiterError, Quota, RateLimitDecision};
+use crate::limit::{LimiterError, Quota, Quotas, RateLimitDecision};
 use crate::permission::Permissions;
 use crate::policy::KeyScope;
 use crate::response::Rejection;
@@ -107,8 +107,8 @@ fn denial(record: &KeyRecord, need: &Need) -> Option<Rejection> {
 }
 
 /// The key's own limit, or the deployment's default.
-pub(crate) fn quota(record: &KeyRecord, default: Quota) -> Quota {
-    record.rate_limit().map_or(default, Quota::per_second)
+pub(crate) fn quota(record: &KeyRecord, default: Quota) -> Quotas {
+    Quotas::one(record.rate_limit().map_or(default, Quota::per_second))
 }
 
 /// What the limiter's answer leads to. A denied key's check was a peek (its headers only).
@@ -195,6 +195,7 @@ mod tests {
             remaining: if allowed { 9 } else { 0 },
             reset: 1,
             retry_after: (!allowed).then_some(Duration::from_millis(100)),
+            window: Duration::from_secs(1),
         }
     }
 
@@ -283,10 +284,10 @@ mod tests {
     #[test]
     fn quota_is_the_keys_own_or_the_default() {
         let default = Quota::per_second(std::num::NonZeroU32::new(3).unwrap());
-        assert_eq!(quota(&record(), default), default);
+        assert_eq!(quota(&record(), default), default.into());
         assert_eq!(
             quota(&record().with_rate_limit(7), default),
-            Quota::per_second(std::num::NonZeroU32::new(7).unwrap())
+            Quota::per_second(std::num::NonZeroU32::new(7).unwrap()).into()
         );
     }
 
