@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 
-use super::window::{Clock, Outcome, WindowState};
-use super::{LimitResult, Quota, Quotas, RateLimitDecision, RateLimiter};
+use super::entry::Entry;
+use super::window::{Clock, Outcome};
+use super::{LimitResult, Quotas, RateLimitDecision, RateLimiter};
 use crate::answer::Answer;
 use crate::key::{DigestHasher, KeyHash, KeyRecord};
 
@@ -72,41 +73,10 @@ pub struct MemoryRateLimiter {
     inner: Arc<LimiterInner>,
 }
 
-/// What the limiter keeps per active key: 16 bytes, under the first 8 bytes of the key's
-/// hash (a table bucket of 24 bytes). Two keys whose digests share their first 64 bits would
-/// share counters; among a million keys the chance is about 3 in 10^8, and nobody can aim
-/// for it without inverting SHA-256.
-#[derive(Clone, Copy, Default)]
-struct Counters {
-    /// When both counters are stale: `(window + 2) × window length`, so the window index is
-    /// `stale_at / window length − 2` (any other quota finds it stale and starts afresh).
-    stale_at: u64,
-    prev: u32,
-    curr: u32,
-}
-
-impl Counters {
-    fn step(&mut self, now: u64, quota: Quota, consume: bool) -> Outcome {
-        let mut st = WindowState {
-            window: (self.stale_at / quota.window_us().max(1)).wrapping_sub(2),
-            stale_at: self.stale_at,
-            prev: self.prev,
-            curr: self.curr,
-        };
-        let outcome = st.check(now, quota, consume);
-        *self = Counters {
-            stale_at: st.stale_at,
-            prev: st.prev,
-            curr: st.curr,
-        };
-        outcome
-    }
-}
-
-type CounterMap = DashMap<u64, Counters, BuildHasherDefault<DigestHasher>>;
+type EntryMap = DashMap<u64, Entry, BuildHasherDefault<DigestHasher>>;
 
 struct LimiterInner {
-    keys: CounterMap,
+    keys: EntryMap,
     clock: Clock,
     last_sweep: AtomicU64,
 }
@@ -115,7 +85,7 @@ impl LimiterInner {
     /// Drops stale counters, and gives the memory back when the table has become mostly
     /// empty (after a burst of keys went idle), so idle keys cost nothing.
     fn sweep(&self, now: u64) {
-        self.keys.retain(|_, st| st.stale_at > now);
+        self.keys.retain(|_, e| e.stale_at() > now);
         if self.keys.len() * 4 < self.keys.capacity() {
             self.keys.shrink_to_fit();
         }
@@ -151,7 +121,7 @@ impl MemoryRateLimiter {
     pub fn new() -> Self {
         MemoryRateLimiter {
             inner: Arc::new(LimiterInner {
-                keys: CounterMap::default(),
+                keys: EntryMap::default(),
                 clock: Clock::new(),
                 last_sweep: AtomicU64::new(0),
             }),
@@ -170,21 +140,6 @@ impl MemoryRateLimiter {
     }
 
     fn check(&self, key: &KeyHash, quotas: &Quotas, consume: bool) -> RateLimitDecision {
-        let mut each = [RateLimitDecision::admitted(0, 0, 0); Quotas::MAX];
-        let n = quotas.len();
-        for (d, q) in each.iter_mut().zip(quotas) {
-            *d = self.check_one(key, *q, false);
-        }
-        let fits = each[..n].iter().all(|d| d.allowed);
-        if consume && fits {
-            for (d, q) in each.iter_mut().zip(quotas) {
-                *d = self.check_one(key, *q, true);
-            }
-        }
-        RateLimitDecision::combine(&each[..n]).expect("at least one quota")
-    }
-
-    fn check_one(&self, key: &KeyHash, quota: Quota, consume: bool) -> RateLimitDecision {
         let inner = &*self.inner;
         let now = inner.clock.now();
         let last = inner.last_sweep.load(Ordering::Relaxed);
@@ -196,13 +151,27 @@ impl MemoryRateLimiter {
         {
             inner.sweep(now);
         }
-        let key = key.prefix() ^ quota.window_us().wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let outcome = match inner.keys.get_mut(&key) {
-            Some(mut c) => c.step(now, quota, consume),
-            None if consume => inner.keys.entry(key).or_default().step(now, quota, consume),
-            None => Counters::default().step(now, quota, false),
-        };
-        inner.clock.decision(outcome, quota)
+        let key = key.prefix();
+        let mut out = [Outcome::default(); Quotas::MAX];
+        match inner.keys.get_mut(&key) {
+            Some(mut e) => e.check(now, quotas, consume, &mut out),
+            None if consume => inner
+                .keys
+                .entry(key)
+                .or_insert_with(|| Entry::new(quotas))
+                .check(now, quotas, consume, &mut out),
+            None => Entry::new(quotas).check(now, quotas, false, &mut out),
+        }
+        match quotas.as_slice() {
+            [q] => inner.clock.decision(out[0], *q),
+            qs => {
+                let mut each = [RateLimitDecision::admitted(0, 0, 0); Quotas::MAX];
+                for ((d, o), q) in each.iter_mut().zip(out).zip(qs) {
+                    *d = inner.clock.decision(o, *q);
+                }
+                RateLimitDecision::combine(&each[..qs.len()]).unwrap_or(each[0])
+            }
+        }
     }
 }
 
@@ -236,6 +205,7 @@ impl RateLimiter for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::Quota;
     use crate::token::Environment;
     use std::num::NonZeroU32;
     use std::time::Duration;
@@ -260,7 +230,9 @@ mod tests {
         );
         drop(l.peek(&never, &quota.into()));
         assert_eq!(l.tracked_keys(), 100, "peek stores nothing");
-        std::thread::sleep(Duration::from_millis(5));
+        // An inline log does not store its window: it is dropped at most 65 534 ticks after
+        // its last admission (65 ms for windows up to 65 ms, under two windows above).
+        std::thread::sleep(Duration::from_millis(70));
         let capacity = l.inner.keys.capacity();
         l.sweep();
         assert_eq!(l.tracked_keys(), 0);

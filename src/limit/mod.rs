@@ -3,9 +3,13 @@
 //! counter both built-in limiters share is a pure function (module `window`).
 
 mod combine;
+mod entry;
 #[cfg(any(feature = "serde", feature = "postgres"))]
 mod json;
+mod log;
 mod memory;
+#[cfg(test)]
+mod model_tests;
 mod quotas;
 mod text;
 mod window;
