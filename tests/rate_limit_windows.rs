@@ -109,10 +109,10 @@ async fn headers_follow_the_window_closest_to_refusing() {
     let token = &token;
     futures::future::join_all(servers.iter().map(|srv| async move {
         for remaining in [4, 3, 2, 1, 0] {
-            let res = get(srv, &token, "/v1/limits").await;
+            let res = get(srv, token, "/v1/limits").await;
             assert_eq!(state(&res), (200, 5, remaining), "[{:?}]", srv.flavor);
         }
-        let res = get(srv, &token, "/v1/limits").await;
+        let res = get(srv, token, "/v1/limits").await;
         assert_eq!(state(&res), (429, 5, 0), "[{:?}]", srv.flavor);
         assert_eq!(
             res.json()["error"]["message"],
@@ -125,9 +125,9 @@ async fn headers_follow_the_window_closest_to_refusing() {
         tokio::time::sleep(Duration::from_secs(wait)).await;
         // The minute has one left (the refusal was not counted): admitted, and now the
         // minute is the window closest to refusing.
-        let res = get(srv, &token, "/v1/limits").await;
+        let res = get(srv, token, "/v1/limits").await;
         assert_eq!(state(&res), (200, 6, 0), "[{:?}]", srv.flavor);
-        let res = get(srv, &token, "/v1/limits").await;
+        let res = get(srv, token, "/v1/limits").await;
         assert_eq!(state(&res), (429, 6, 0), "[{:?}]", srv.flavor);
         assert_eq!(
             res.json()["error"]["message"],
