@@ -6,7 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{file_error, record_to_json, KeysFileError};
+use super::{file_error, KeysFileError, PlainRecord};
 use crate::key::KeyRecord;
 
 /// Writes `records` to `path` as a keys file, atomically: the file is written in full to a
@@ -109,8 +109,12 @@ where
                 reason,
             })
         };
-        if let Some(reason) = super::unloadable(record) {
-            return Err(invalid(reason));
+        let plain = PlainRecord::from(record);
+        // The keys file's own rules decide what it could load back.
+        match KeyRecord::try_from(plain.clone()) {
+            Ok(back) if back == *record => {}
+            Ok(_) => return Err(invalid("would not load back as the same record".into())),
+            Err(e) => return Err(invalid(e.reason)),
         }
         if !hashes.insert(*record.hash()) {
             return Err(invalid("the same key appears in an earlier entry".into()));
@@ -122,7 +126,7 @@ where
             )));
         }
         out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
-        serde_json::to_writer(&mut *out, &record_to_json(record)).map_err(std::io::Error::from)?;
+        serde_json::to_writer(&mut *out, &plain).map_err(std::io::Error::from)?;
     }
     out.write_all(b"\n]}\n")?;
     Ok(())

@@ -1,6 +1,9 @@
 //! Unit tests of the keys file: parsing rules and their errors.
 
 use super::*;
+use crate::permission::Permissions;
+use crate::token::{Environment, Token};
+use std::time::SystemTime;
 
 const K: &str = "ark_test_0123456789abcdefXYZ";
 
@@ -250,4 +253,41 @@ fn rate_limits_several_windows_strictly() {
         "{e}"
     );
     assert_eq!(e.entry, Some(0));
+}
+
+#[test]
+fn plain_records_carry_several_rate_limits() {
+    let several: crate::limit::Quotas = "10/s,100/min,10000/d".parse().unwrap();
+    let record = one(&format!(r#"{{"key": "{K}", "permissions": []}}"#)).unwrap()[0]
+        .clone()
+        .with_rate_limits(several);
+    let plain = PlainRecord::from(&record);
+    assert_eq!(plain.rate_limit, None);
+    let limits = plain.rate_limits.clone().unwrap();
+    assert_eq!(
+        limits,
+        std::collections::BTreeMap::from([
+            ("second".into(), 10),
+            ("minute".into(), 100),
+            ("day".into(), 10000)
+        ])
+    );
+    assert_eq!(KeyRecord::try_from(plain.clone()).unwrap(), record);
+    let json = serde_json::to_string(&plain).unwrap();
+    assert_eq!(serde_json::from_str::<PlainRecord>(&json).unwrap(), plain);
+    // One per second: `rate_limit`, as before.
+    let per_second = PlainRecord::from(&record.clone().with_rate_limit(3));
+    assert_eq!(
+        (per_second.rate_limit, per_second.rate_limits),
+        (Some(3), None)
+    );
+    // The keys file's rules, by the same code.
+    let mut both = plain.clone();
+    both.rate_limit = Some(4);
+    let e = KeyRecord::try_from(both).unwrap_err().to_string();
+    assert!(e.contains("both `rate_limit` and `rate_limits`"), "{e}");
+    let mut week = plain;
+    week.rate_limits = Some(std::collections::BTreeMap::from([("week".into(), 1)]));
+    let e = KeyRecord::try_from(week).unwrap_err().to_string();
+    assert!(e.contains("`rate_limits`: unknown window \"week\""), "{e}");
 }

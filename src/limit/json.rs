@@ -1,10 +1,10 @@
-//! A key's rate limits as JSON, the form a keys file's `rate_limits` member and the
-//! PostgreSQL column `rate_limits` (jsonb) share: an object from window to limit,
+//! A key's rate limits as JSON for the PostgreSQL column `rate_limits` (jsonb), in the form
+//! of a keys file's `rate_limits` member: an object from window to limit,
 //! `{"second": 10, "day": 10000}` (windows as [`text`](super::text) writes them).
 
 use serde_json::{Map, Value};
 
-use super::text::{collect, member, window_member};
+use super::text::{quotas_from_members, window_member};
 use super::Quotas;
 
 /// The limits of a `rate_limits` object. Strict: an unknown window, a limit that is not a
@@ -14,7 +14,7 @@ pub(crate) fn quotas_from_json(value: &Value) -> Result<Quotas, String> {
     let object = value
         .as_object()
         .ok_or("`rate_limits` must be an object from window to limit, e.g. {\"second\": 10, \"day\": 10000}")?;
-    collect(object.iter().map(|(w, n)| member(w, n.as_u64())))
+    quotas_from_members(object.iter().map(|(w, n)| (w.as_str(), n.as_u64())))
         .map_err(|e| format!("`rate_limits`: {e}"))
 }
 

@@ -4,7 +4,7 @@
 
 mod combine;
 mod entry;
-#[cfg(any(feature = "serde", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod json;
 mod log;
 mod memory;
@@ -23,12 +23,12 @@ use std::time::Duration;
 use crate::key::KeyRecord;
 
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
-#[cfg(any(feature = "serde", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 pub(crate) use json::{quotas_from_json, quotas_to_json};
 pub use memory::MemoryRateLimiter;
 pub use quotas::{Quotas, QuotasError};
-pub(crate) use text::window_name;
 pub use text::QuotaParseError;
+pub(crate) use text::{quotas_from_members, window_member, window_name};
 #[cfg(feature = "redis")]
 pub(crate) use window::{decision_at, WindowState};
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::key::{KeyHash, KeyRecord};
 
 pub use crate::answer::{Answer, AnswerFuture, MapFuture};
+pub use memory::KeyChanges;
 pub use memory::MemoryKeyStore;
 
 /// What a lookup yields: the record, `None` for no such key, or the store's failure.
