@@ -9,7 +9,7 @@ mod json;
 mod log;
 mod memory;
 #[cfg(test)]
-mod model_tests;
+pub(crate) mod model_tests;
 mod quotas;
 mod text;
 mod window;
@@ -25,6 +25,8 @@ use crate::key::KeyRecord;
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
 #[cfg(feature = "postgres")]
 pub(crate) use json::{quotas_from_json, quotas_to_json};
+#[cfg(feature = "redis")]
+pub(crate) use log::{Spec, Summary};
 pub use memory::MemoryRateLimiter;
 pub use quotas::{Quotas, QuotasError};
 pub use text::QuotaParseError;

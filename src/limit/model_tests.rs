@@ -100,17 +100,29 @@ fn model_pick(each: &[RateLimitDecision]) -> RateLimitDecision {
 /// admitted times.
 fn run(quotas: &Quotas, times: &[u64]) -> Vec<u64> {
     let mut entry = Entry::new(quotas);
-    let mut model: Vec<ModelWindow> = quotas.iter().map(|q| ModelWindow::new(*q)).collect();
-    let mut admitted = Vec::new();
-    for (i, &now) in times.iter().enumerate() {
+    run_with(quotas, times, |now| {
         let mut out = [Outcome::default(); Quotas::MAX];
         entry.check(now, quotas, true, &mut out);
-        let got: Vec<_> = out
+        let each: Vec<_> = out
             .iter()
             .zip(quotas)
             .map(|(o, q)| decision_at(0, *o, *q))
             .collect();
-        let got = RateLimitDecision::combine(&got).unwrap();
+        RateLimitDecision::combine(&each).unwrap()
+    })
+}
+
+/// Runs `times` through `acquire` (a limiter's check at a controlled time) and the model,
+/// asserting the same decisions; returns the admitted times.
+pub(crate) fn run_with(
+    quotas: &Quotas,
+    times: &[u64],
+    mut acquire: impl FnMut(u64) -> RateLimitDecision,
+) -> Vec<u64> {
+    let mut model: Vec<ModelWindow> = quotas.iter().map(|q| ModelWindow::new(*q)).collect();
+    let mut admitted = Vec::new();
+    for (i, &now) in times.iter().enumerate() {
+        let got = acquire(now);
         let fits = model.iter().all(|m| m.fits(now));
         let each: Vec<_> = model
             .iter_mut()
@@ -127,7 +139,7 @@ fn run(quotas: &Quotas, times: &[u64]) -> Vec<u64> {
 }
 
 /// The most admissions in any interval of length `window` (µs).
-fn max_in_window(admitted: &[u64], window: u64) -> usize {
+pub(crate) fn max_in_window(admitted: &[u64], window: u64) -> usize {
     (0..admitted.len())
         .map(|i| {
             admitted[i..]
@@ -139,7 +151,7 @@ fn max_in_window(admitted: &[u64], window: u64) -> usize {
         .unwrap_or(0)
 }
 
-fn quota(limit: u32, window_ms: u64) -> Quota {
+pub(crate) fn quota(limit: u32, window_ms: u64) -> Quota {
     Quota::new(
         NonZeroU32::new(limit).unwrap(),
         Duration::from_millis(window_ms),
@@ -157,7 +169,7 @@ fn windows_ms() -> impl Strategy<Value = u64> {
     ]
 }
 
-fn quotas() -> impl Strategy<Value = Quotas> {
+pub(crate) fn quotas() -> impl Strategy<Value = Quotas> {
     prop::collection::vec((1u32..=128, windows_ms()), 1..=4)
         .prop_filter_map("distinct windows", |v| {
             Quotas::new(&v.iter().map(|&(l, w)| quota(l, w)).collect::<Vec<_>>()).ok()
@@ -165,7 +177,7 @@ fn quotas() -> impl Strategy<Value = Quotas> {
 }
 
 /// Times from gaps, starting at `start`.
-fn times(start: u64, gaps: &[u64]) -> Vec<u64> {
+pub(crate) fn times(start: u64, gaps: &[u64]) -> Vec<u64> {
     gaps.iter()
         .scan(start, |t, g| {
             *t += g;

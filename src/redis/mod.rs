@@ -58,6 +58,7 @@
 //! Valkey) and a tokio runtime with timers.
 
 mod breaker;
+mod reply;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,10 +67,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::answer::Answer;
 use crate::key::KeyRecord;
-use crate::limit::{
-    decision_at, BoxLimit, LimitResult, LimiterError, Quota, Quotas, RateLimitDecision,
-    RateLimiter, WindowState,
-};
+use crate::limit::{BoxLimit, LimitResult, LimiterError, Quotas, RateLimiter, Spec};
 use breaker::Breaker;
 
 /// Default deadline of one check against Redis.
@@ -100,6 +98,9 @@ pub struct RedisRateLimiter {
     prefix: Arc<str>,
     timeout: Duration,
     breaker: Arc<Breaker>,
+    /// A controlled clock (µs) the script uses instead of `TIME`, in unit tests only.
+    #[cfg(test)]
+    test_clock: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl RedisRateLimiter {
@@ -137,6 +138,8 @@ impl RedisRateLimiter {
             prefix: Arc::from(DEFAULT_KEY_PREFIX),
             timeout: DEFAULT_REDIS_TIMEOUT,
             breaker: Arc::new(Breaker::new(DEFAULT_FAILURE_COOLDOWN)),
+            #[cfg(test)]
+            test_clock: None,
         }
     }
 
@@ -177,50 +180,35 @@ impl RedisRateLimiter {
         if !self.breaker.admit() {
             return Answer::Now(Err(LimiterError::new(RedisUnavailable::CoolingDown)));
         }
-        let this = self.clone();
-        let quotas = *quotas;
-        let base = format!("{}{}", self.prefix, key.id());
-        Answer::Later(Box::pin(async move {
-            let mut each = Vec::with_capacity(quotas.len());
-            for (i, q) in quotas.iter().enumerate() {
-                let k = if i == 0 {
-                    base.clone()
-                } else {
-                    format!("{base}:{}", q.window_us())
-                };
-                each.push(this.check_one(k, *q, false).await?);
-            }
-            if consume && each.iter().all(|d| d.allowed) {
-                each.clear();
-                for (i, q) in quotas.iter().enumerate() {
-                    let k = if i == 0 {
-                        base.clone()
-                    } else {
-                        format!("{base}:{}", q.window_us())
-                    };
-                    each.push(this.check_one(k, *q, true).await?);
-                }
-            }
-            Ok(RateLimitDecision::combine(&each).expect("at least one quota"))
-        }))
-    }
-
-    async fn check_one(&self, redis_key: String, quota: Quota, consume: bool) -> LimitResult {
         let mut conn = self.conn.clone();
         let script = self.script.clone();
         let breaker = self.breaker.clone();
         let timeout = self.timeout;
-        {
+        let quotas = *quotas;
+        let redis_key = format!("{}{}", self.prefix, key.id());
+        let clock = self.clock_arg();
+        Answer::Later(Box::pin(async move {
             let mut call = script.key(redis_key);
-            call.arg(quota.window_us())
-                .arg(quota.limit().get())
-                .arg(u8::from(consume));
+            call.arg(clock).arg(u8::from(consume));
+            for q in &quotas {
+                let spec = Spec::of(*q);
+                let shift = if spec.exact() {
+                    i64::from(spec.shift)
+                } else {
+                    -1
+                };
+                call.arg(spec.window_us)
+                    .arg(spec.limit)
+                    .arg(spec.window_us)
+                    .arg(shift);
+            }
             let result =
-                tokio::time::timeout(timeout, call.invoke_async::<Counters>(&mut conn)).await;
+                tokio::time::timeout(timeout, call.invoke_async::<Vec<i64>>(&mut conn)).await;
             match result {
-                Ok(Ok(counters)) => {
+                Ok(Ok(reply)) => {
                     breaker.success();
-                    decide(counters, quota, consume)
+                    reply::decide(&reply, &quotas, consume)
+                        .ok_or_else(|| LimiterError::new(RedisUnavailable::BadReply))
                 }
                 Ok(Err(e)) => {
                     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
@@ -233,7 +221,13 @@ impl RedisRateLimiter {
                     Err(LimiterError::new(RedisUnavailable::Timeout(timeout)))
                 }
             }
-        }
+        }))
+    }
+
+    /// The script's clock argument: empty for the server's `TIME`.
+    #[cfg(not(test))]
+    fn clock_arg(&self) -> String {
+        String::new()
     }
 }
 
@@ -263,10 +257,6 @@ impl RateLimiter for RedisRateLimiter {
     }
 }
 
-/// What the script returns: now (µs, Unix), window index, previous and current counts
-/// before this request, admitted (0/1).
-type Counters = (u64, u64, u64, u64, u8);
-
 fn client(url: &str) -> Result<::redis::Client, LimiterError> {
     ::redis::Client::open(url).map_err(LimiterError::new)
 }
@@ -281,34 +271,9 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(500))
 }
 
-/// The decision for the counters the script saw, by the in-memory limiter's arithmetic.
-fn decide(
-    (now, window, prev, curr, admitted): Counters,
-    quota: Quota,
-    consume: bool,
-) -> Result<RateLimitDecision, LimiterError> {
-    let count =
-        |n: u64| u32::try_from(n).map_err(|_| LimiterError::new(RedisUnavailable::BadReply));
-    let mut outcome =
-        WindowState::at(window, count(prev)?, count(curr)?).check(now, quota, consume);
-    let admitted = admitted == 1;
-    // Only beyond the script's exact range (limit × window ≥ 2⁵³ µs) could the two differ:
-    // the server's verdict is the one that was counted.
-    if outcome.allowed != admitted {
-        outcome.allowed = admitted;
-        if admitted {
-            outcome.retry_after = None;
-        } else {
-            outcome.remaining = 0;
-            outcome.retry_after = Some(outcome.retry_after.unwrap_or(1_000_000));
-        }
-    }
-    Ok(decision_at(0, outcome, quota))
-}
-
 /// Why the limiter did not get an answer from Redis.
 #[derive(Debug, thiserror::Error)]
-enum RedisUnavailable {
+pub(crate) enum RedisUnavailable {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("redis failed recently; not asked again until the cooldown ends")]
@@ -318,25 +283,4 @@ enum RedisUnavailable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::num::NonZeroU32;
-
-    #[test]
-    fn decide_matches_the_memory_arithmetic() {
-        let quota = Quota::per_second(NonZeroU32::new(10).unwrap());
-        let now = 1_764_000_000_250_000; // 0.25 s into a window
-        let window = now / 1_000_000;
-        // 8 last window, 2 this window: estimate 8 × 0.75 + 2 = 8 → admitted, 1 left.
-        let d = decide((now, window, 8, 2, 1), quota, true).unwrap();
-        assert!(d.allowed);
-        assert_eq!(d.remaining, 1);
-        assert_eq!(d.limit, 10);
-        assert_eq!(d.reset, window + 2);
-        // 10 last window, 3 this window: refused; 10 × (1 − e) + 3 + 1 ≤ 10 at e = 0.4.
-        let d = decide((now, window, 10, 3, 0), quota, true).unwrap();
-        assert!(!d.allowed);
-        assert_eq!(d.retry_after, Some(Duration::from_millis(150)));
-        assert_eq!(d.retry_after_secs(), 1);
-    }
-}
+mod tests;
