@@ -1,9 +1,13 @@
 //! Several rate limits per key, over real TCP on both servers (axum and plain hyper): a
 //! request must fit every window; the `X-RateLimit-*` headers describe the window closest
 //! to refusing; a refusal names its window in the message and gives that window's
-//! `Retry-After`; a refused request is counted in no window.
+//! `Retry-After`; a refused request is counted in no window. In memory, and through Redis
+//! shared by two servers (`REDIS_URL`; skipped with a printed reason when unset, a failure
+//! under `CI=true`).
 
 mod common;
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::time::Duration;
 
@@ -164,6 +168,47 @@ async fn a_403_shows_the_closest_window_and_uses_none() {
         assert!(
             (3500..=3601).contains(&reset),
             "[{:?}] reset in {reset}",
+            srv.flavor
+        );
+    }
+}
+
+/// Through Redis (two servers, one count): 100 per second and 3 per minute across both; the
+/// fourth request, on either server, is refused by the minute with the minute's wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_windows_through_redis_across_two_servers() {
+    let Some(url) = pg::service_url(
+        "REDIS_URL",
+        "several_windows_through_redis_across_two_servers",
+    ) else {
+        return;
+    };
+    let (token, record) = key("100/s,3/min", Permissions::ALL);
+    let store = MemoryKeyStore::from_records([record]).unwrap();
+    let limiter = ark_auth::redis::RedisRateLimiter::connect(&url)
+        .await
+        .unwrap();
+    let servers = spawn_both(|| {
+        ark_auth::ArkAuthLayer::new(store.clone())
+            .rate_limiter(limiter.clone())
+            .on_limiter_failure(ark_auth::LimiterFailure::Refuse)
+    })
+    .await;
+    for (srv, remaining) in servers.iter().cycle().zip([2, 1, 0]) {
+        let res = get(srv, &token, "/v1/limits").await;
+        assert_eq!(state(&res), (200, 3, remaining), "[{:?}]", srv.flavor);
+    }
+    for srv in &servers {
+        let res = get(srv, &token, "/v1/limits").await;
+        assert_eq!(state(&res), (429, 3, 0), "[{:?}]", srv.flavor);
+        assert_eq!(
+            res.json()["error"]["message"],
+            "Rate limit exceeded: 3 requests per minute"
+        );
+        let wait = retry_after(&res);
+        assert!(
+            (55..=60).contains(&wait),
+            "[{:?}] Retry-After {wait}",
             srv.flavor
         );
     }
