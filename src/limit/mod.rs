@@ -6,11 +6,14 @@
 
 mod combine;
 mod entry;
+#[cfg(feature = "postgres")]
+mod json;
 mod log;
 mod memory;
 #[cfg(test)]
 pub(crate) mod model_tests;
 mod quotas;
+mod text;
 mod window;
 
 use std::future::Future;
@@ -22,10 +25,14 @@ use std::time::Duration;
 use crate::key::KeyRecord;
 
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
+#[cfg(feature = "postgres")]
+pub(crate) use json::{quotas_from_json, quotas_to_json};
 #[cfg(feature = "redis")]
 pub(crate) use log::{Spec, Summary};
 pub use memory::MemoryRateLimiter;
 pub use quotas::{Quotas, QuotasError};
+pub use text::QuotaParseError;
+pub(crate) use text::{quotas_from_members, window_member, window_name};
 #[cfg(feature = "redis")]
 pub(crate) use window::{decision_at, WindowState};
 
