@@ -68,7 +68,7 @@ fn plain(r: &Row<'_>) -> rusqlite::Result<(PlainRecord, String)> {
         expires_at: r.get("expires_at")?,
         revoked: r.get("revoked")?,
         rate_limit: r.get("rate_limit")?,
-        metadata: Default::default(),
+        ..Default::default() // no metadata yet, one rate limit per second
     };
     Ok((plain, r.get("metadata")?))
 }

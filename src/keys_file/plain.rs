@@ -48,7 +48,7 @@ use crate::permission::Permissions;
 /// assert!(err.to_string().contains("emails:sned"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PlainRecord {
     /// Public identifier, 1 to 128 characters.
     pub id: String,
