@@ -40,6 +40,7 @@ pub(crate) struct Options {
     /// A `key_id` label on the request counter (feature `metrics`).
     #[cfg(feature = "metrics")]
     pub(crate) metrics_per_key: bool,
+    pub(crate) require_checksum: bool,
 }
 
 /// Which environments a deployment accepts, as a set of [`Environment::bit`]s.
