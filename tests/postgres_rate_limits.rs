@@ -149,7 +149,7 @@ async fn bad_limits_in_a_row_fail_closed() {
         .await
         .unwrap();
         let err = store.lookup(record.hash()).await.unwrap_err();
-        let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        let chain = std::iter::successors(Some(&*err as &dyn std::error::Error), |e| e.source())
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(": ");
