@@ -17,8 +17,8 @@ fn describe(record: &KeyRecord) -> String {
     if let Some(t) = record.tenant() {
         s.push_str(&format!("; tenant {t} only"));
     }
-    if let Some(n) = record.rate_limit() {
-        s.push_str(&format!("; {n} requests/s"));
+    if let Some(limits) = record.rate_limits() {
+        s.push_str(&format!("; rate limits {limits}"));
     }
     if record.is_revoked() {
         s.push_str("; revoked");

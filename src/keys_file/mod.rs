@@ -15,7 +15,10 @@
 //! An entry has either `key` (a plaintext token, hashed at load) or `hash` (as written by
 //! [`save`] and [`record_to_json`], and printed by the `keygen` example) with `environment`. `permissions` is
 //! required (`["*"]` for full access); `id`, `name`, `tenant`, `expires_at` (RFC 3339),
-//! `revoked`, `rate_limit` (requests per second) and `metadata` (string values) are optional.
+//! `revoked`, `rate_limit` (requests per second) or `rate_limits` (several limits, each with
+//! its window: `{"second": 10, "day": 10000}`; windows `second`, `minute`, `hour`, `day`, or
+//! a count with `ms`, `s`, `min`, `h`, `d` such as `30s`) and `metadata` (string values) are
+//! optional.
 //! Unknown fields, unknown permissions, duplicate keys or ids, and a member repeated inside
 //! any object (`"revoked"` twice in an entry, a `metadata` name twice, `"keys"` twice) are
 //! errors: loading is all or nothing, and every error names the entry (by index and name)
