@@ -61,6 +61,8 @@
 //! - `postgres`: the PostgreSQL key store `postgres::PostgresKeyStore` with its schema,
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
 //! - `redis`: `redis::RedisRateLimiter`, a rate limiter shared by a fleet through Redis.
+//! - `cli`: the `ark-auth` command-line tool (a binary, nothing in the library): create,
+//!   list, show, revoke, rotate, expire, import and export keys (enables `serde`, `postgres`).
 //!
 //! On docs.rs every feature is on, and each item says which feature it needs.
 

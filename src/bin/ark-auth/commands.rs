@@ -10,9 +10,9 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::args::{Cli, Command, Create, Expire, Keys};
-use super::backend::{location, Backend, Listed};
+use super::backend::{location, Backend};
 use super::file;
-use super::output::{details, human, key_json, rfc3339, summary, table};
+use super::output::{details, human, key_json, summary, table, when};
 
 /// Prints `text` (human output) or `value` (`--json`, one document).
 fn print(
@@ -52,7 +52,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 plaintext: key.plaintext,
             };
             store.create(&key.record).await?;
-            let shown = Listed::from(key.record.clone());
+            let shown = store.get(key.record.id()).await?;
             print(
                 json,
                 || {
@@ -89,8 +89,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Keys::Rotate { id, grace } => {
             let next = store.rotate(&id, grace).await?;
             let old = store.get(&id).await?;
-            let new = Listed::from(next.record.clone());
-            let until = old.record.expires_at().map_or_else(|| "?".into(), rfc3339);
+            let new = store.get(next.record.id()).await?;
+            let until = old.record.expires_at().map_or_else(|| "?".into(), when);
             print(
                 json,
                 || {
@@ -188,7 +188,7 @@ async fn expire(store: &mut Backend, e: Expire, json: bool, now: SystemTime) -> 
             Some(at) => format!(
                 "{} expires at {} (in {})\n",
                 e.id,
-                rfc3339(at),
+                when(at),
                 human(at.duration_since(now).unwrap_or_default())
             ),
             None => format!("{} no longer expires\n", e.id),

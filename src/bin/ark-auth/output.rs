@@ -12,8 +12,18 @@ use super::backend::Listed;
 /// Hex digits of the hash shown: enough to tell keys apart, never the whole hash.
 const HASH_SHOWN: usize = 8;
 
+/// An instant for `--json`: RFC 3339, to the stored precision.
 pub fn rfc3339(at: SystemTime) -> String {
     OffsetDateTime::from(at)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// An instant for people: RFC 3339 to the second.
+pub fn when(at: SystemTime) -> String {
+    let t = OffsetDateTime::from(at);
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
         .format(&Rfc3339)
         .unwrap_or_else(|_| "?".into())
 }
@@ -113,7 +123,7 @@ pub fn details(k: &Listed, now: SystemTime) -> String {
         ("status", status(k, now)),
         ("permissions", permissions_text(r.permissions())),
         ("tenant", or_dash(r.tenant().map(str::to_owned))),
-        ("expires_at", or_dash(r.expires_at().map(rfc3339))),
+        ("expires_at", or_dash(r.expires_at().map(when))),
         (
             "rate_limit",
             r.rate_limit()
@@ -121,8 +131,8 @@ pub fn details(k: &Listed, now: SystemTime) -> String {
         ),
         ("metadata", or_dash(Some(metadata.join(", ")))),
         ("hash", hash_prefix(k)),
-        ("created_at", or_dash(k.created_at.map(rfc3339))),
-        ("last_used_at", or_dash(k.last_used_at.map(rfc3339))),
+        ("created_at", or_dash(k.created_at.map(when))),
+        ("last_used_at", or_dash(k.last_used_at.map(when))),
     ];
     rows.iter()
         .map(|(name, value)| format!("{:<13} {value}\n", format!("{name}:")))
