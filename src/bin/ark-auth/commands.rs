@@ -132,12 +132,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             match file.filter(|f| f.as_os_str() != "-") {
                 None => stdout(&file::document(&records))?,
                 Some(path) => {
-                    file::save(&path, &records).map_err(|e| {
-                        format!(
-                            "cannot write {}: {e}",
-                            super::args::shown(&path.display().to_string())
-                        )
-                    })?;
+                    keys_file::save(&path, &records).map_err(|e| e.to_string())?;
                     let n = records.len();
                     print(
                         json,

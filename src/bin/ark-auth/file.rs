@@ -1,9 +1,8 @@
 //! The keys in a JSON keys file: read whole, changed in memory, written back atomically
-//! with hashes only (`key` entries come back as `hash` entries).
+//! by `keys_file::save`, with hashes only (`key` entries come back as `hash` entries).
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ark_auth::key::{GeneratedKey, KeyRecord};
@@ -14,10 +13,6 @@ use super::backend::{chain, Imported};
 pub struct KeysFile {
     path: PathBuf,
     records: Vec<KeyRecord>,
-}
-
-fn shown(path: &Path) -> String {
-    super::args::shown(&path.display().to_string())
 }
 
 impl KeysFile {
@@ -114,8 +109,7 @@ impl KeysFile {
                 ));
             }
         }
-        save(&self.path, &records)
-            .map_err(|e| format!("cannot write the keys file {}: {e}", shown(&self.path)))?;
+        keys_file::save(&self.path, &records).map_err(|e| e.to_string())?;
         self.records = records;
         Ok(())
     }
@@ -131,38 +125,4 @@ pub fn document(records: &[KeyRecord]) -> String {
         return "{\"keys\": []}\n".to_owned();
     }
     format!("{{\"keys\": [\n{}\n]}}\n", entries.join(",\n"))
-}
-
-/// Writes the keys file atomically: a temporary file in the same directory (the old file's
-/// permissions, or owner-only for a new one), flushed to disk, renamed over the file, and
-/// the directory flushed; a failure leaves the old file as it was.
-pub fn save(path: &Path, records: &[KeyRecord]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "keys".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(document(records).as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
