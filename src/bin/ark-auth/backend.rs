@@ -127,7 +127,12 @@ impl Backend {
 }
 
 pub fn no_such_key(id: &str) -> String {
-    format!("no key with id {}", super::args::shown(id))
+    let hint = if id.starts_with("ark_live_") || id.starts_with("ark_test_") {
+        " (that is an API key, not a key id: ids look like key_3f9a…; `keys list` shows them)"
+    } else {
+        ""
+    };
+    format!("no key with id {}{hint}", super::args::shown(id))
 }
 
 /// An error and its sources, each once: `key store failed: db error: …`.
