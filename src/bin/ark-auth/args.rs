@@ -58,9 +58,12 @@ pub enum Keys {
         /// The key's id (key_…)
         id: String,
     },
-    /// Mint a successor with the same name, environment, permissions, tenant, rate limit and
-    /// metadata; the old key keeps working for the grace period (or until its own earlier
-    /// expiry), then is refused. Prints the new plaintext once
+    /// Replace a key: a successor now, the old key refused after the grace; prints the new
+    /// plaintext once
+    ///
+    /// The successor has the old key's name, environment, permissions, tenant, rate limit and
+    /// metadata, and no expiry. The old key keeps working for the grace period (or until its
+    /// own earlier expiry), then is refused. A revoked or expired key is not rotated.
     Rotate {
         /// The key's id (key_…)
         id: String,
@@ -70,8 +73,10 @@ pub enum Keys {
     },
     /// Set or clear a key's expiry
     Expire(Expire),
-    /// Add keys from a keys file (plaintext `key` or `hash` entries); an entry whose id is
-    /// already there replaces that key. All or nothing
+    /// Add keys from a keys file (plaintext `key` or `hash` entries)
+    ///
+    /// An entry whose id is already stored replaces that key. All or nothing: a bad entry is
+    /// named and nothing changes.
     Import {
         /// The keys file to read, or - for stdin
         file: PathBuf,
