@@ -365,9 +365,10 @@ async fn drop_database(url: &str, name: &str) {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let _ = client
+    client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+        .await
+        .unwrap_or_else(|e| panic!("drop the test's database {name}: {e:?}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
