@@ -4,39 +4,75 @@
 //! ([`MemoryKeyStore::rotate`](crate::MemoryKeyStore::rotate), and `PostgresKeyStore::rotate`
 //! with the `postgres` feature) apply them.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use super::{generate_key, GeneratedKey, KeyGenError, KeyRecord};
 use crate::store::StoreError;
 
 /// Why a key was not rotated. Never contains a key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum RotateError {
     /// No key has this id.
-    #[error("no key with id {id:?}")]
     UnknownKey {
         /// The id asked for.
         id: String,
     },
     /// The key is revoked: it is refused already, there is nothing to hand over.
-    #[error("key {id:?} is revoked; a revoked key is not rotated (create a new key instead)")]
     Revoked {
         /// The key's id.
         id: String,
     },
     /// The key has expired: it is refused already, there is nothing to hand over.
-    #[error("key {id:?} has expired; an expired key is not rotated (create a new key instead)")]
     Expired {
         /// The key's id.
         id: String,
     },
     /// No successor could be minted.
-    #[error(transparent)]
-    KeyGen(#[from] KeyGenError),
-    /// The store could not answer or could not store the successor.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    KeyGen(KeyGenError),
+    /// The store could not answer or could not store the successor (the cause is its
+    /// [`source`](std::error::Error::source)).
+    Store(StoreError),
+}
+
+impl fmt::Display for RotateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RotateError::UnknownKey { id } => write!(f, "no key with id {id:?}"),
+            RotateError::Revoked { id } => write!(
+                f,
+                "key {id:?} is revoked; a revoked key is not rotated (create a new key instead)"
+            ),
+            RotateError::Expired { id } => write!(
+                f,
+                "key {id:?} has expired; an expired key is not rotated (create a new key instead)"
+            ),
+            RotateError::KeyGen(e) => fmt::Display::fmt(e, f),
+            RotateError::Store(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for RotateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RotateError::Store(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<KeyGenError> for RotateError {
+    fn from(e: KeyGenError) -> Self {
+        RotateError::KeyGen(e)
+    }
+}
+
+impl From<StoreError> for RotateError {
+    fn from(e: StoreError) -> Self {
+        RotateError::Store(e)
+    }
 }
 
 /// Whether `old` may be rotated at `now`: it must be neither revoked nor expired.

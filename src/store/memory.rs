@@ -8,11 +8,14 @@ use std::time::{Duration, SystemTime};
 use hashbrown::hash_table;
 
 use super::shards::Shards;
+
+mod replace;
 use super::{DuplicateKey, KeyStore, LookupResult, StoreError};
 use crate::answer::Answer;
 use crate::key::{
     check_rotatable, grace_end, successor, GeneratedKey, KeyHash, KeyRecord, RotateError,
 };
+pub use replace::KeyChanges;
 
 /// The embedded default store: sharded concurrent tables from [`KeyHash`] and from id to
 /// record.

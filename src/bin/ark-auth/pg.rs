@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use ark_auth::key::{GeneratedKey, KeyRecord};
 use ark_auth::postgres::{PostgresKeyStore, StoredKey};
+use ark_auth::store::StoreError;
 
 use super::backend::{chain, Imported, Listed};
 
@@ -11,8 +12,8 @@ pub struct Pg {
     store: PostgresKeyStore,
 }
 
-fn pg_error(e: &(dyn std::error::Error + 'static)) -> String {
-    format!("PostgreSQL: {}", chain(e))
+fn pg_error(e: StoreError) -> String {
+    format!("PostgreSQL: {}", chain(&*e))
 }
 
 fn listed(k: StoredKey) -> Listed {
@@ -29,41 +30,41 @@ impl Pg {
     pub async fn connect(url: &str, migrate: bool) -> Result<Pg, String> {
         let store = PostgresKeyStore::connect(url)
             .await
-            .map_err(|e| format!("--database-url: {}", chain(&e)))?;
+            .map_err(|e| format!("--database-url: {}", chain(&*e)))?;
         if migrate {
-            store.migrate().await.map_err(|e| pg_error(&e))?;
+            store.migrate().await.map_err(pg_error)?;
         }
         Ok(Pg { store })
     }
 
     pub async fn create(&self, record: &KeyRecord) -> Result<(), String> {
-        self.store.create(record).await.map_err(|e| pg_error(&e))
+        self.store.create(record).await.map_err(pg_error)
     }
 
     pub async fn list(&self) -> Result<Vec<Listed>, String> {
-        let all = self.store.list().await.map_err(|e| pg_error(&e))?;
+        let all = self.store.list().await.map_err(pg_error)?;
         Ok(all.into_iter().map(listed).collect())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Listed>, String> {
-        let found = self.store.get(id).await.map_err(|e| pg_error(&e))?;
+        let found = self.store.get(id).await.map_err(pg_error)?;
         Ok(found.map(listed))
     }
 
     pub async fn revoke(&self, id: &str) -> Result<bool, String> {
-        self.store.revoke(id).await.map_err(|e| pg_error(&e))
+        self.store.revoke(id).await.map_err(pg_error)
     }
 
     pub async fn set_expiry(&self, id: &str, at: Option<SystemTime>) -> Result<bool, String> {
         self.store
             .set_expiry(id, at)
             .await
-            .map_err(|e| pg_error(&e))
+            .map_err(pg_error)
     }
 
     pub async fn rotate(&self, id: &str, grace: Duration) -> Result<GeneratedKey, String> {
         self.store.rotate(id, grace).await.map_err(|e| match e {
-            ark_auth::key::RotateError::Store(e) => pg_error(&e),
+            ark_auth::key::RotateError::Store(e) => pg_error(e),
             other => chain(&other),
         })
     }
@@ -75,7 +76,7 @@ impl Pg {
             .iter()
             .filter(|r| existing.iter().any(|k| k.record.id() == r.id()))
             .count();
-        let n = self.store.import(records).await.map_err(|e| pg_error(&e))?;
+        let n = self.store.import(records).await.map_err(pg_error)?;
         Ok(Imported {
             added: n - replaced,
             replaced,
