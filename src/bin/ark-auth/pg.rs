@@ -56,10 +56,7 @@ impl Pg {
     }
 
     pub async fn set_expiry(&self, id: &str, at: Option<SystemTime>) -> Result<bool, String> {
-        self.store
-            .set_expiry(id, at)
-            .await
-            .map_err(pg_error)
+        self.store.set_expiry(id, at).await.map_err(pg_error)
     }
 
     pub async fn rotate(&self, id: &str, grace: Duration) -> Result<GeneratedKey, String> {
