@@ -55,6 +55,8 @@
 //! # Cargo features
 //!
 //! - `serde`: the JSON keys-file loader (module `keys_file`).
+//! - `reload`: `keys_file::watch`, reloading a keys file into a running `MemoryKeyStore`
+//!   on SIGHUP and when the file changes (enables `serde`).
 //! - `axum`: [`AuthenticatedKey`] as an axum extractor; [`RouteTable`] reads the path of
 //!   axum's `OriginalUri` (the full path, also behind `nest`).
 //! - `cache`: the verification cache `cache::CachedKeyStore` in front of any store.
@@ -62,7 +64,8 @@
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
 //! - `redis`: `redis::RedisRateLimiter`, a rate limiter shared by a fleet through Redis.
 //! - `cli`: the `ark-auth` command-line tool (a binary, nothing in the library): create,
-//!   list, show, revoke, rotate, expire, import and export keys (enables `serde`, `postgres`).
+//!   list, show, revoke, rotate, expire, import and export keys (enables `serde`,
+//!   `postgres-tls`).
 //!
 //! On docs.rs every feature is on, and each item says which feature it needs.
 

@@ -117,13 +117,13 @@ async fn revocation_reaches_another_instance_within_a_second() {
 }
 
 async fn sql(url: &str, statement: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    // With the URL's TLS (CI runs these tests over TLS too).
+    let client = ark_auth::postgres::ConnectionSettings::from_url(url)
+        .unwrap()
+        .connect()
         .await
         .unwrap();
-    let task = tokio::spawn(conn);
     client.batch_execute(statement).await.unwrap();
-    drop(client);
-    let _ = task.await;
 }
 
 /// The database behind a TCP proxy that the test cuts: lookups over real HTTP answer 503
@@ -191,8 +191,8 @@ async fn listener_reconnects_and_invalidates_everything() {
     let proxy = pg::Proxy::start(pg::upstream(&url).await).await;
     let direct = pg::store_at(&url, PostgresOptions::default()).await;
     let cache = direct.clone().cached(CacheConfig::default());
-    let listener = ark_auth::postgres::RevocationListener::spawn(
-        pg::via(&url, proxy.addr).parse().unwrap(),
+    let listener = ark_auth::postgres::RevocationListener::spawn_with(
+        ark_auth::postgres::ConnectionSettings::from_url(&pg::via(&url, proxy.addr)).unwrap(),
         cache.invalidator(),
     );
     assert!(listener.wait_connected(Duration::from_secs(5)).await);

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, NoTls, Socket};
 
-use super::CHANNEL;
+use super::connect::Tls;
+use super::{ConnectionSettings, CHANNEL};
 use crate::cache::CacheInvalidator;
 use crate::key::KeyHash;
 
@@ -48,11 +50,25 @@ const HEALTH_EVERY: Duration = Duration::from_secs(1);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RevocationListener {
-    /// Starts listening with these connection settings (no TLS) and invalidating `cache`.
-    /// Must be called inside a tokio runtime.
+    /// Starts listening with these connection settings (no TLS: see
+    /// [`RevocationListener::spawn_with`]) and invalidating `cache`. Must be called inside a
+    /// tokio runtime.
     pub fn spawn(config: tokio_postgres::Config, cache: CacheInvalidator) -> Self {
+        Self::spawn_with(
+            ConnectionSettings {
+                config,
+                tls: Tls::Off,
+            },
+            cache,
+        )
+    }
+
+    /// Starts listening with these settings, their TLS included (say,
+    /// `ConnectionSettings::from_url(url)?`), and invalidating `cache`. Must be called
+    /// inside a tokio runtime.
+    pub fn spawn_with(settings: ConnectionSettings, cache: CacheInvalidator) -> Self {
         let state = Arc::new(ListenerState::default());
-        let task = tokio::spawn(listen_loop(config, cache, Arc::clone(&state)));
+        let task = tokio::spawn(listen_loop(settings, cache, Arc::clone(&state)));
         RevocationListener { task, state }
     }
 
@@ -85,13 +101,19 @@ impl RevocationListener {
 }
 
 async fn listen_loop(
-    config: tokio_postgres::Config,
+    settings: ConnectionSettings,
     cache: CacheInvalidator,
     state: Arc<ListenerState>,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match listen_once(&config, &cache, &state).await {
+        let config = settings.config();
+        let outcome = match &settings.tls {
+            Tls::Off => listen_once(config, NoTls, &cache, &state).await,
+            #[cfg(feature = "postgres-tls")]
+            Tls::Rustls(tls) => listen_once(config, tls.clone(), &cache, &state).await,
+        };
+        match outcome {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(e) => tracing::warn!(
                 "revocation listener: {e}; reconnecting in {} ms (cache TTL is the backstop)",
@@ -106,12 +128,17 @@ async fn listen_loop(
 }
 
 /// One connection's life: connect, `LISTEN`, dispatch notifications until it fails.
-async fn listen_once(
+async fn listen_once<T>(
     config: &tokio_postgres::Config,
+    tls: T,
     cache: &CacheInvalidator,
     state: &Arc<ListenerState>,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+) -> Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let dispatch_cache = cache.clone();
     let dispatch_state = Arc::clone(state);
     let mut driver = tokio::spawn(async move {

@@ -9,8 +9,32 @@
 //! statement cache (the lookup is prepared once per connection, then one round trip), and
 //! wait/create timeouts so a dead database answers an error instead of hanging. sqlx was the
 //! alternative; its compile-time query machinery and larger dependency tree buy nothing for
-//! one table. Connections are made without TLS (PostgreSQL on a private network or a local
-//! socket); for TLS build the pool yourself and use [`PostgresKeyStore::from_pool`].
+//! one table.
+//!
+//! # TLS
+//!
+//! `sslmode` and `sslrootcert` in the URL (`?sslmode=verify-full&sslrootcert=/etc/ca.pem`,
+//! or `sslmode=verify-full sslrootcert=/etc/ca.pem` in the key=value form) mean what they
+//! mean to libpq, for the pool and the revocation listener alike, through rustls (feature
+//! `postgres-tls`):
+//!
+//! | `sslmode` | TLS | server certificate |
+//! |---|---|---|
+//! | `disable` | never | — |
+//! | `prefer` (the default) | when the server offers it | not checked, unless roots are given (then as `verify-ca`) |
+//! | `require` | always | not checked (encrypted, not authenticated), unless roots are given (then as `verify-ca`) |
+//! | `verify-ca` | always | signed by a root of `sslrootcert`; any host name |
+//! | `verify-full` | always | signed by a root of `sslrootcert` and issued for the host (name or IP address) |
+//!
+//! `sslrootcert` is a PEM file of trusted roots, or `system` for the system's (then
+//! `sslmode` must be `verify-full`, and is by default, as in libpq 16); without it, libpq's
+//! `~/.postgresql/root.crt` is used when it exists, and `verify-ca`/`verify-full` fail
+//! without roots. Unlike libpq, an `sslrootcert` file that cannot be read is an error in
+//! every mode but `disable` (libpq skips the check in `prefer`/`require`). `allow` is not
+//! supported. There is no channel binding (SCRAM without `-PLUS`; `channel_binding=require`
+//! fails) and no client certificate. Without the `postgres-tls` feature, `prefer` connects
+//! in plain text and every mode that needs TLS is refused. A certificate that fails the
+//! check fails the connection: lookups answer [`StoreError`] and the layer 503.
 //!
 //! # Schema
 //!
@@ -70,10 +94,14 @@
 //! ```
 
 mod admin;
+mod connect;
 mod listener;
 mod lookup;
+#[cfg(feature = "postgres-tls")]
+mod rustls;
 mod sql;
 mod store;
+mod tls;
 mod usage;
 
 use std::time::{Duration, SystemTime};
@@ -84,6 +112,7 @@ use crate::key::KeyRecord;
 #[cfg(doc)]
 use crate::store::StoreError;
 
+pub use connect::ConnectionSettings;
 pub use listener::RevocationListener;
 pub use store::PostgresKeyStore;
 

@@ -1,16 +1,14 @@
 //! [`PostgresKeyStore`]: the pool, the schema migration and the store's counters.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::sql::{err, MIGRATION_LOCK};
 use super::usage::Usage;
-use super::{PostgresOptions, RevocationListener, SCHEMA};
+use super::{ConnectionSettings, PostgresOptions, RevocationListener, SCHEMA};
 use crate::cache::{CacheConfig, CacheInvalidator, CachedKeyStore};
 use crate::key::KeyRecord;
 use crate::store::StoreError;
@@ -26,7 +24,7 @@ pub struct PostgresKeyStore {
 pub(super) struct Inner {
     pool: Pool,
     /// For the listener's dedicated connection (`None` when built from a foreign pool).
-    config: Option<tokio_postgres::Config>,
+    settings: Option<ConnectionSettings>,
     pub(super) lookups: AtomicU64,
     usage: Usage,
 }
@@ -41,7 +39,8 @@ impl fmt::Debug for PostgresKeyStore {
 
 impl PostgresKeyStore {
     /// A store on the database at `url` (`postgres://user:password@host:port/db`, or the
-    /// key=value form), with default [`PostgresOptions`]. Connections are made lazily; call
+    /// key=value form; `sslmode` and `sslrootcert` as in libpq, see [TLS](super#tls)),
+    /// with default [`PostgresOptions`]. Connections are made lazily; call
     /// [`PostgresKeyStore::migrate`] to apply the schema (and check the database answers).
     /// Must be called inside a tokio runtime (it starts the `last_used_at` writer).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -50,18 +49,15 @@ impl PostgresKeyStore {
 
     /// [`PostgresKeyStore::connect`] with options.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(err)?;
+        let mut settings = ConnectionSettings::from_url(url)?;
+        let config = settings.config_mut();
         config.connect_timeout(options.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("ark-auth");
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = settings.manager(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -70,23 +66,23 @@ impl PostgresKeyStore {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(err)?;
-        Ok(Self::build(pool, Some(config), options))
+        Ok(Self::build(pool, Some(settings), options))
     }
 
-    /// A store on a pool built elsewhere (say, with TLS). [`PostgresKeyStore::listen`] is
-    /// then unavailable (it needs the connection settings); use
-    /// [`RevocationListener::spawn`] with them. Must be called inside a tokio runtime (it
+    /// A store on a pool built elsewhere (say, with [`ConnectionSettings::manager`] and
+    /// pool settings of your own). [`PostgresKeyStore::listen`] is then unavailable (it
+    /// needs the connection settings); use [`RevocationListener::spawn_with`] with them. Must be called inside a tokio runtime (it
     /// starts the `last_used_at` writer).
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Self {
         Self::build(pool, None, options)
     }
 
-    fn build(pool: Pool, config: Option<tokio_postgres::Config>, options: PostgresOptions) -> Self {
+    fn build(pool: Pool, settings: Option<ConnectionSettings>, options: PostgresOptions) -> Self {
         let usage = Usage::start(pool.clone(), options);
         PostgresKeyStore {
             inner: Arc::new(Inner {
                 pool,
-                config,
+                settings,
                 lookups: AtomicU64::new(0),
                 usage,
             }),
@@ -144,7 +140,7 @@ impl PostgresKeyStore {
     /// invalidating `cache`'s entries on notifications. `None` for a store built with
     /// [`PostgresKeyStore::from_pool`]. Must be called inside a tokio runtime.
     pub fn listen(&self, cache: CacheInvalidator) -> Option<RevocationListener> {
-        let config = self.inner.config.clone()?;
-        Some(RevocationListener::spawn(config, cache))
+        let settings = self.inner.settings.clone()?;
+        Some(RevocationListener::spawn_with(settings, cache))
     }
 }

@@ -19,21 +19,25 @@
 //!
 //! # Algorithm and accuracy
 //!
-//! The same sliding window counter as [`MemoryRateLimiter`](crate::limit::MemoryRateLimiter)
-//! (previous window's count weighted by how much of it still overlaps, plus the current
-//! window's count), run by one Lua script on the server: the read, the verdict and the
-//! increment are one atomic step, so N instances sharing one Redis admit at most the key's
-//! limit per window in total, exactly as one in-memory limiter would. The clock is the
-//! server's (`TIME`), so instances with skewed clocks agree on the windows. The script
-//! returns the counters it saw and the limiter computes `X-RateLimit-Remaining`,
-//! `X-RateLimit-Reset` and `Retry-After` from them with the in-memory limiter's own code:
-//! the same [`RateLimitDecision`] for the same counters. The script's arithmetic is exact
-//! while `limit × window` stays under 2⁵³ microseconds (limit × window-in-seconds under
-//! 9·10⁹: any per-second limit).
+//! The same windows as [`MemoryRateLimiter`](crate::limit::MemoryRateLimiter): the exact
+//! sliding window (a log of the last `limit` admission times) up to a limit of 128, the
+//! sliding window counter above. One Lua script per request checks every window of the
+//! check and records the request in all of them when it fits all, in one atomic step on the
+//! server's clock (`TIME`): N instances sharing one Redis never admit more than the key's
+//! limit in any interval of one window's length, measured by Redis's clock, exactly as one
+//! in-memory limiter would, and skewed instance clocks do not matter. Whatever the number
+//! of windows, a check is one round trip. The script returns what it saw (per window: the
+//! admissions still counting, the one that blocks, the newest) and the limiter computes
+//! `X-RateLimit-Remaining`, `X-RateLimit-Reset` and `Retry-After` from it with the
+//! in-memory limiter's own code: the same [`RateLimitDecision`](crate::limit::RateLimitDecision)
+//! for the same admissions. The script's arithmetic (Lua numbers) is exact below 2⁵³ µs,
+//! past the year 2255.
 //!
-//! One Redis hash per key *id* (`{prefix}{id}`, fields `w`, `p`, `c`), with an expiry at the
-//! end of the window after next, so an idle key leaves nothing behind. A peek (the headers
-//! of a 403) writes nothing. The script touches one key, so it also runs on Redis Cluster.
+//! One Redis hash per key *id* (`{prefix}{id}`), one field per window (named by the window in
+//! microseconds: the admission times of a log, or a counter's three numbers), with an expiry
+//! when the newest admission leaves the longest window, so an idle key leaves nothing
+//! behind. A peek (the headers of a 403) writes nothing. The script touches one key, so it
+//! also runs on Redis Cluster.
 //!
 //! # When Redis is down or slow
 //!
@@ -56,8 +60,20 @@
 //! One multiplexed connection per limiter (clones share it): requests are pipelined on one
 //! socket, so no pool is needed. Needs Redis 5 or later (or a compatible server such as
 //! Valkey) and a tokio runtime with timers.
+//!
+//! # TLS
+//!
+//! With the `redis-tls` feature, `rediss://host:port/` connects through rustls and checks
+//! the server's certificate: signed by a trusted root and issued for `host` (name or IP
+//! address). The roots are the system's, read by rustls-native-certs, which takes
+//! `SSL_CERT_FILE` (a PEM file) or `SSL_CERT_DIR` from the environment instead when set; or
+//! a CA of your own with [`RedisRateLimiter::connect_with_root_ca`]. A certificate that
+//! fails the check fails the connection (the limiter's failure policy applies). redis-rs's
+//! `#insecure` (no check at all) is refused. Without the feature, `rediss://` URLs are
+//! refused.
 
 mod breaker;
+mod reply;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,10 +82,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::answer::Answer;
 use crate::key::KeyRecord;
-use crate::limit::{
-    decision_at, BoxLimit, LimitResult, LimiterError, Quota, RateLimitDecision, RateLimiter,
-    WindowState,
-};
+use crate::limit::{BoxLimit, LimitResult, LimiterError, Quotas, RateLimiter, Spec};
 use breaker::Breaker;
 
 /// Default deadline of one check against Redis.
@@ -84,8 +97,8 @@ pub const DEFAULT_KEY_PREFIX: &str = "ark-auth:rl:";
 /// Deadline of one attempt to (re)connect, off the request path.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The sliding window counter of `WindowState::check`, atomically, on the server's clock
-/// (arguments and reply described in the script).
+/// The windows of a check, atomically, on the server's clock (arguments and reply described
+/// in the script).
 const SCRIPT: &str = include_str!("window.lua");
 
 /// A [`RateLimiter`] whose counters live in Redis, shared by every instance using the same
@@ -100,6 +113,9 @@ pub struct RedisRateLimiter {
     prefix: Arc<str>,
     timeout: Duration,
     breaker: Arc<Breaker>,
+    /// A controlled clock (µs) the script uses instead of `TIME`, in unit tests only.
+    #[cfg(test)]
+    test_clock: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl RedisRateLimiter {
@@ -130,6 +146,36 @@ impl RedisRateLimiter {
         Ok(Self::with_connection(conn))
     }
 
+    /// Like [`connect`](Self::connect), for a `rediss://` URL whose server certificate is
+    /// checked against the CA certificates in `root_ca_pem` (PEM) instead of the system's
+    /// roots (the host name is still checked).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/ark/redis-ca.pem")?;
+    /// let limiter =
+    ///     ark_auth::redis::RedisRateLimiter::connect_with_root_ca("rediss://cache:6380/", &ca)
+    ///         .await?;
+    /// # let _ = limiter; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub async fn connect_with_root_ca(
+        url: &str,
+        root_ca_pem: &[u8],
+    ) -> Result<RedisRateLimiter, LimiterError> {
+        refuse_unchecked_tls(url)?;
+        install_crypto_provider();
+        let certs = ::redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_ca_pem.to_vec()),
+        };
+        let client = ::redis::Client::build_with_tls(url, certs).map_err(LimiterError::new)?;
+        let conn = ConnectionManager::new_with_config(client, manager_config())
+            .await
+            .map_err(LimiterError::new)?;
+        Ok(Self::with_connection(conn))
+    }
+
     fn with_connection(conn: ConnectionManager) -> Self {
         RedisRateLimiter {
             conn,
@@ -137,6 +183,8 @@ impl RedisRateLimiter {
             prefix: Arc::from(DEFAULT_KEY_PREFIX),
             timeout: DEFAULT_REDIS_TIMEOUT,
             breaker: Arc::new(Breaker::new(DEFAULT_FAILURE_COOLDOWN)),
+            #[cfg(test)]
+            test_clock: None,
         }
     }
 
@@ -168,7 +216,12 @@ impl RedisRateLimiter {
         &self.prefix
     }
 
-    fn check(&self, key: &KeyRecord, quota: Quota, consume: bool) -> Answer<LimitResult, BoxLimit> {
+    fn check(
+        &self,
+        key: &KeyRecord,
+        quotas: &Quotas,
+        consume: bool,
+    ) -> Answer<LimitResult, BoxLimit> {
         if !self.breaker.admit() {
             return Answer::Now(Err(LimiterError::new(RedisUnavailable::CoolingDown)));
         }
@@ -176,18 +229,31 @@ impl RedisRateLimiter {
         let script = self.script.clone();
         let breaker = self.breaker.clone();
         let timeout = self.timeout;
+        let quotas = *quotas;
         let redis_key = format!("{}{}", self.prefix, key.id());
+        let clock = self.clock_arg();
         Answer::Later(Box::pin(async move {
             let mut call = script.key(redis_key);
-            call.arg(quota.window_us())
-                .arg(quota.limit().get())
-                .arg(u8::from(consume));
+            call.arg(clock).arg(u8::from(consume));
+            for q in &quotas {
+                let spec = Spec::of(*q);
+                let shift = if spec.exact() {
+                    i64::from(spec.shift)
+                } else {
+                    -1
+                };
+                call.arg(spec.window_us)
+                    .arg(spec.limit)
+                    .arg(spec.window_us)
+                    .arg(shift);
+            }
             let result =
-                tokio::time::timeout(timeout, call.invoke_async::<Counters>(&mut conn)).await;
+                tokio::time::timeout(timeout, call.invoke_async::<Vec<i64>>(&mut conn)).await;
             match result {
-                Ok(Ok(counters)) => {
+                Ok(Ok(reply)) => {
                     breaker.success();
-                    decide(counters, quota, consume)
+                    reply::decide(&reply, &quotas, consume)
+                        .ok_or_else(|| LimiterError::new(RedisUnavailable::BadReply))
                 }
                 Ok(Err(e)) => {
                     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
@@ -201,6 +267,12 @@ impl RedisRateLimiter {
                 }
             }
         }))
+    }
+
+    /// The script's clock argument: empty for the server's `TIME`.
+    #[cfg(not(test))]
+    fn clock_arg(&self) -> String {
+        String::new()
     }
 }
 
@@ -220,22 +292,41 @@ impl RateLimiter for RedisRateLimiter {
 
     /// Checks and counts, in Redis. Answers now (an error) only while cooling down after a
     /// failure.
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check(key, quota, true)
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, BoxLimit> {
+        self.check(key, quotas, true)
     }
 
     /// Reads the counters, writing nothing.
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check(key, quota, false)
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, BoxLimit> {
+        self.check(key, quotas, false)
     }
 }
 
-/// What the script returns: now (µs, Unix), window index, previous and current counts
-/// before this request, admitted (0/1).
-type Counters = (u64, u64, u64, u64, u8);
-
 fn client(url: &str) -> Result<::redis::Client, LimiterError> {
+    refuse_unchecked_tls(url)?;
+    #[cfg(feature = "redis-tls")]
+    install_crypto_provider();
     ::redis::Client::open(url).map_err(LimiterError::new)
+}
+
+/// redis-rs's `#insecure` turns the certificate check off when its `tls-rustls-insecure`
+/// feature is on somewhere in the build; the limiter never connects that way.
+fn refuse_unchecked_tls(url: &str) -> Result<(), LimiterError> {
+    match url.split_once('#') {
+        Some((_, "insecure")) => Err(LimiterError::new(RedisUnavailable::Insecure)),
+        _ => Ok(()),
+    }
+}
+
+/// redis-rs builds its rustls configuration with the process's default crypto provider,
+/// which rustls cannot choose (and would panic over) when an application enables more
+/// than one: ring becomes the default unless the application installed one already.
+#[cfg(feature = "redis-tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one meanwhile: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 /// Reconnection off the request path: each attempt bounded, a few quick retries, then the
@@ -248,62 +339,31 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(500))
 }
 
-/// The decision for the counters the script saw, by the in-memory limiter's arithmetic.
-fn decide(
-    (now, window, prev, curr, admitted): Counters,
-    quota: Quota,
-    consume: bool,
-) -> Result<RateLimitDecision, LimiterError> {
-    let count =
-        |n: u64| u32::try_from(n).map_err(|_| LimiterError::new(RedisUnavailable::BadReply));
-    let mut outcome =
-        WindowState::at(window, count(prev)?, count(curr)?).check(now, quota, consume);
-    let admitted = admitted == 1;
-    // Only beyond the script's exact range (limit × window ≥ 2⁵³ µs) could the two differ:
-    // the server's verdict is the one that was counted.
-    if outcome.allowed != admitted {
-        outcome.allowed = admitted;
-        if admitted {
-            outcome.retry_after = None;
-        } else {
-            outcome.remaining = 0;
-            outcome.retry_after = Some(outcome.retry_after.unwrap_or(1_000_000));
-        }
-    }
-    Ok(decision_at(0, outcome, quota))
-}
-
 /// Why the limiter did not get an answer from Redis.
 #[derive(Debug, thiserror::Error)]
-enum RedisUnavailable {
+pub(crate) enum RedisUnavailable {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("redis failed recently; not asked again until the cooldown ends")]
     CoolingDown,
     #[error("unexpected reply from the rate-limit script")]
     BadReply,
+    #[error("rediss:// with #insecure (no certificate check) is refused")]
+    Insecure,
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod tls_tests {
     use super::*;
-    use std::num::NonZeroU32;
 
     #[test]
-    fn decide_matches_the_memory_arithmetic() {
-        let quota = Quota::per_second(NonZeroU32::new(10).unwrap());
-        let now = 1_764_000_000_250_000; // 0.25 s into a window
-        let window = now / 1_000_000;
-        // 8 last window, 2 this window: estimate 8 × 0.75 + 2 = 8 → admitted, 1 left.
-        let d = decide((now, window, 8, 2, 1), quota, true).unwrap();
-        assert!(d.allowed);
-        assert_eq!(d.remaining, 1);
-        assert_eq!(d.limit, 10);
-        assert_eq!(d.reset, window + 2);
-        // 10 last window, 3 this window: refused; 10 × (1 − e) + 3 + 1 ≤ 10 at e = 0.4.
-        let d = decide((now, window, 10, 3, 0), quota, true).unwrap();
-        assert!(!d.allowed);
-        assert_eq!(d.retry_after, Some(Duration::from_millis(150)));
-        assert_eq!(d.retry_after_secs(), 1);
+    fn insecure_tls_is_refused() {
+        let e = refuse_unchecked_tls("rediss://:pw@cache:6380/#insecure").unwrap_err();
+        assert!(e.to_string().contains("#insecure"), "{e}");
+        assert!(!e.to_string().contains("pw"), "{e}");
+        assert!(refuse_unchecked_tls("rediss://cache:6380/0").is_ok());
     }
 }

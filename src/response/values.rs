@@ -271,6 +271,9 @@ fn same_head(a: HeadKey, b: HeadKey) -> bool {
             (Text::Number(x0, n, x1), Text::Number(y0, m, y1)) => {
                 n == m && at(x0, y0) && at(x1, y1)
             }
+            (Text::Numbers(x0, n, x1, k, x2), Text::Numbers(y0, m, y1, l, y2)) => {
+                n == m && k == l && at(x0, y0) && at(x1, y1) && at(x2, y2)
+            }
             _ => false,
         }
     }

@@ -307,7 +307,7 @@ mod tests {
     use crate::answer::Answer;
     use crate::key::{generate_key, KeyHash, KeyRecord};
     use crate::limit::BoxLimit;
-    use crate::limit::{LimitResult, MemoryRateLimiter, Quota};
+    use crate::limit::{LimitResult, MemoryRateLimiter, Quotas};
     use crate::service::ArkAuthLayer;
     use crate::store::{BoxLookup, MemoryKeyStore};
     use crate::token::Environment;
@@ -337,14 +337,14 @@ mod tests {
 
     impl RateLimiter for YieldingLimiter {
         type Future = BoxLimit;
-        fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
+        fn acquire(&self, key: &KeyRecord, quota: &Quotas) -> Answer<LimitResult, BoxLimit> {
             let answer = self.0.acquire(key, quota);
             Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;
                 answer.await
             }))
         }
-        fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
+        fn peek(&self, key: &KeyRecord, quota: &Quotas) -> Answer<LimitResult, BoxLimit> {
             let answer = self.0.peek(key, quota);
             Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;

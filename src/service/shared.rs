@@ -70,8 +70,8 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
         let quota = decide::quota(record, self.options.default_quota);
         // Acquire for an authorised request, peek for a 403 (its headers).
         let answer = catch_panic(|| match verified.denied {
-            Some(_) => self.limiter.peek(record, quota),
-            None => self.limiter.acquire(record, quota),
+            Some(_) => self.limiter.peek(record, &quota),
+            None => self.limiter.acquire(record, &quota),
         });
         match answer {
             Some(Answer::Now(checked)) => {
