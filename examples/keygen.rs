@@ -1,5 +1,7 @@
 //! Mints an API key: prints the plaintext once, and the record (hash only) as a keys file
-//! for the demo server (`cargo run --example server -- --keys FILE`).
+//! for the demo server (`cargo run --example server -- --keys FILE`). It shows the library
+//! calls and needs no feature; to manage keys (list, revoke, rotate, …) use the `ark-auth`
+//! command line (`cargo install ark-auth --features cli`).
 //!
 //! ```sh
 //! cargo run --example keygen -- --env test --permissions emails:send --name ci

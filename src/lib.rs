@@ -65,6 +65,9 @@
 //! - `redis`: `redis::RedisRateLimiter`, a rate limiter shared by a fleet through Redis.
 //! - `metrics`: the layer's counters and histogram (module `metrics`) on the `metrics`
 //!   facade, for any exporter.
+//! - `cli`: the `ark-auth` command-line tool (a binary, nothing in the library): create,
+//!   list, show, revoke, rotate, expire, import and export keys (enables `serde`,
+//!   `postgres-tls`).
 //!
 //! On docs.rs every feature is on, and each item says which feature it needs.
 

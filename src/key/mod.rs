@@ -5,6 +5,7 @@ mod checksum;
 mod generate;
 mod hash;
 mod record;
+mod rotate;
 
 pub(crate) use checksum::token_has_valid_checksum;
 pub use checksum::{has_valid_checksum, CHECKSUM_LEN};
@@ -12,3 +13,5 @@ pub use generate::{generate_key, GeneratedKey, KeyGenError, PlaintextKey, GENERA
 pub(crate) use hash::DigestHasher;
 pub use hash::{InvalidKeyHash, KeyHash};
 pub use record::KeyRecord;
+pub use rotate::RotateError;
+pub(crate) use rotate::{check_rotatable, grace_end, successor};

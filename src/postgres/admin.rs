@@ -1,10 +1,10 @@
-//! Writing and reading keys: create, import, update, revoke, expire, remove, list, get.
+//! Writing and reading keys: create, import, update, revoke, expire, rotate, remove, list, get.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use super::sql::{err, stored_key, Params, COLUMNS, INSERT, UPSERT};
+use super::sql::{err, record, stored_key, Params, COLUMNS, INSERT, UPSERT};
 use super::{PostgresKeyStore, StoredKey};
-use crate::key::KeyRecord;
+use crate::key::{check_rotatable, grace_end, successor, GeneratedKey, KeyRecord, RotateError};
 use crate::store::StoreError;
 
 impl PostgresKeyStore {
@@ -81,6 +81,46 @@ impl PostgresKeyStore {
             .await
             .map_err(err)?;
         Ok(n > 0)
+    }
+
+    /// Rotates the key with this id in one transaction: inserts a successor (a new token and
+    /// id, with the same name, environment, permissions, tenant, rate limit and metadata, no
+    /// expiry) and gives the old key an expiry `grace` from now, so both work until then. An
+    /// old key that already expires before the end of the grace keeps its earlier expiry (a
+    /// rotation never extends a key's life). The old row is locked while this runs, so a
+    /// concurrent revoke either lands first (and the rotation is refused) or after.
+    ///
+    /// Refuses an unknown, revoked or expired key ([`RotateError`] names which). Returns the
+    /// successor: show its plaintext once; the database gets its hash only. Every instance
+    /// with a [`RevocationListener`](super::RevocationListener) sees the old key's new
+    /// expiry within a second.
+    pub async fn rotate(&self, id: &str, grace: Duration) -> Result<GeneratedKey, RotateError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM ark_api_keys WHERE id = $1 FOR UPDATE"),
+                &[&id],
+            )
+            .await
+            .map_err(err)?;
+        let old = match row {
+            Some(row) => record(&row)?,
+            None => return Err(RotateError::UnknownKey { id: id.to_owned() }),
+        };
+        let now = SystemTime::now();
+        check_rotatable(&old, now)?;
+        let next = successor(&old)?;
+        let p = Params::of(&next.record);
+        tx.execute(INSERT, &p.refs()).await.map_err(err)?;
+        tx.execute(
+            "UPDATE ark_api_keys SET expires_at = $2 WHERE id = $1",
+            &[&id, &grace_end(&old, now, grace)],
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(next)
     }
 
     /// Deletes the key with this id. `false` when no such id.

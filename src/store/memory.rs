@@ -3,16 +3,18 @@
 use std::future::Ready;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hashbrown::hash_table;
 
 use super::shards::Shards;
 
 mod replace;
-use super::{DuplicateKey, KeyStore, LookupResult};
+use super::{DuplicateKey, KeyStore, LookupResult, StoreError};
 use crate::answer::Answer;
-use crate::key::{KeyHash, KeyRecord};
+use crate::key::{
+    check_rotatable, grace_end, successor, GeneratedKey, KeyHash, KeyRecord, RotateError,
+};
 pub use replace::KeyChanges;
 
 /// The embedded default store: sharded concurrent tables from [`KeyHash`] and from id to
@@ -200,20 +202,83 @@ impl MemoryKeyStore {
     /// Applies `f` to a copy of the record with this id and stores the result (its hash and
     /// id stay: `f` cannot change them). `false` when no such id.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut KeyRecord)) -> bool {
+        self.try_update(id, |r| {
+            f(r);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .is_some()
+    }
+
+    /// [`MemoryKeyStore::update`] where `f` may refuse (`Err`: nothing changes), all under the
+    /// id's lock. `None` when no such id.
+    fn try_update<E>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut KeyRecord) -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
         let inner = &*self.inner;
         let id_key = inner.id_key(id);
         let mut ids = inner.ids.write(id_key);
-        let Some(slot) = ids.find_mut(id_key, |r| r.id() == id) else {
-            return false;
-        };
+        let slot = ids.find_mut(id_key, |r| r.id() == id)?;
         let old = Arc::clone(slot);
         let mut record = KeyRecord::clone(&old);
-        f(&mut record);
+        if let Err(e) = f(&mut record) {
+            return Some(Err(e));
+        }
         record.keep_identity_of(&old);
         let new = Arc::new(record);
         inner.replace_hash(&old, &new);
         *slot = new;
-        true
+        Some(Ok(()))
+    }
+
+    /// Rotates the key with this id: stores a successor (a new token and id, with the same
+    /// name, environment, permissions, tenant, rate limit and metadata, no expiry) and gives
+    /// the old key an expiry `grace` from now, so both work until then. An old key that
+    /// already expires before the end of the grace keeps its earlier expiry (a rotation never
+    /// extends a key's life). Returns the successor: show its plaintext once.
+    ///
+    /// Refuses an unknown, revoked or expired key ([`RotateError`] names which); a revoke
+    /// that lands while the rotation runs wins, and no successor is left behind.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ark_auth::{generate_key, Environment, MemoryKeyStore, Permissions};
+    ///
+    /// let old = generate_key(Environment::Live).unwrap();
+    /// let old_id = old.record.id().to_owned();
+    /// let store = MemoryKeyStore::from_records([old.record.with_permissions(Permissions::ALL)]).unwrap();
+    /// let new = store.rotate(&old_id, Duration::from_secs(24 * 3600)).unwrap();
+    /// println!("new key (shown once): {}", new.plaintext.expose_secret());
+    /// assert_eq!(store.get(new.record.id()).unwrap().permissions(), Permissions::ALL);
+    /// assert!(store.get(&old_id).unwrap().expires_at().is_some());
+    /// assert!(store.rotate("key_nope", Duration::ZERO).is_err());
+    /// ```
+    pub fn rotate(&self, id: &str, grace: Duration) -> Result<GeneratedKey, RotateError> {
+        let now = SystemTime::now();
+        let old = self
+            .get(id)
+            .ok_or_else(|| RotateError::UnknownKey { id: id.to_owned() })?;
+        check_rotatable(&old, now)?;
+        let next = successor(&old)?;
+        self.try_insert(next.record.clone())
+            .map_err(StoreError::new)?;
+        // Checked again with the new expiry, in one step under the id's lock.
+        let committed = self.try_update(id, |r| {
+            check_rotatable(r, now)?;
+            r.set_expiry(Some(grace_end(r, now, grace)));
+            Ok(())
+        });
+        match committed {
+            Some(Ok(())) => Ok(next),
+            refused => {
+                self.remove(next.record.id());
+                Err(match refused {
+                    Some(Err(e)) => e,
+                    _ => RotateError::UnknownKey { id: id.to_owned() },
+                })
+            }
+        }
     }
 
     /// Revokes the key with this id at once. `false` when no such id.
@@ -390,6 +455,64 @@ mod tests {
         // Same id and hash: replaced in place.
         store.upsert(rec(2).with_name("again"));
         assert_eq!(lookup_now(&store, rec(2).hash()).unwrap().name(), "again");
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn rotate_stores_a_successor_and_ends_the_old_key_after_the_grace() {
+        let old = rec(1)
+            .with_name("billing")
+            .with_permissions(crate::permission::Permission::EmailsSend.into())
+            .with_tenant("tn_42")
+            .with_rate_limit(5)
+            .with_metadata("team", "payments");
+        let store = MemoryKeyStore::from_records([old.clone(), rec(2)]).unwrap();
+        let before = SystemTime::now();
+        let grace = Duration::from_secs(3600);
+        let next = store.rotate(old.id(), grace).unwrap();
+        let after = SystemTime::now();
+        assert_eq!(store.len(), 3);
+        let found = lookup_now(&store, next.record.hash()).unwrap();
+        assert_eq!(*found, next.record);
+        assert_eq!((found.name(), found.tenant()), ("billing", Some("tn_42")));
+        assert_eq!(found.permissions(), old.permissions());
+        assert_eq!(found.rate_limit(), old.rate_limit());
+        assert_eq!(found.metadata(), old.metadata());
+        assert_eq!(found.environment(), Environment::Test);
+        assert_eq!(found.expires_at(), None);
+        let old_now = lookup_now(&store, old.hash()).unwrap();
+        let end = old_now.expires_at().unwrap();
+        assert!(end >= before + grace && end <= after + grace, "{end:?}");
+        assert!(old_now.is_usable_at(after) && !old_now.is_usable_at(after + grace));
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn rotate_keeps_an_earlier_expiry() {
+        let soon = SystemTime::now() + Duration::from_secs(60);
+        let store = MemoryKeyStore::from_records([rec(1).with_expiry(soon)]).unwrap();
+        store
+            .rotate(rec(1).id(), Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!(store.get(rec(1).id()).unwrap().expires_at(), Some(soon));
+    }
+
+    #[test]
+    fn rotate_refuses_unknown_revoked_and_expired_keys_and_changes_nothing() {
+        let past = SystemTime::now() - Duration::from_secs(1);
+        let store =
+            MemoryKeyStore::from_records([rec(1).with_revoked(true), rec(2).with_expiry(past)])
+                .unwrap();
+        let grace = Duration::from_secs(60);
+        let e = store.rotate("key_nope", grace).unwrap_err();
+        assert!(matches!(e, RotateError::UnknownKey { .. }), "{e}");
+        assert!(e.to_string().contains("key_nope"), "{e}");
+        let e = store.rotate(rec(1).id(), grace).unwrap_err();
+        assert!(matches!(e, RotateError::Revoked { .. }), "{e}");
+        let e = store.rotate(rec(2).id(), grace).unwrap_err();
+        assert!(matches!(e, RotateError::Expired { .. }), "{e}");
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.get(rec(2).id()).unwrap().expires_at(), Some(past));
         assert_consistent(&store);
     }
 
