@@ -1,6 +1,8 @@
 //! The gateway's command line: its own `--upstream` and `--require`, and the demo server's
 //! flags (`--listen`, `--keys`, `--database-url`, `--redis-url`) read by the demo's parser.
 
+use std::time::Duration;
+
 use ark_auth::{Access, Permissions};
 
 use super::forward::Upstream;
@@ -17,6 +19,9 @@ Options:
                        path (http://app:8080/api); the request's path and query follow it
   --require PERMISSIONS  comma-separated permissions every request's key must hold, e.g.
                        emails:send,emails:read (default: any valid key)
+  --upstream-timeout SECONDS  how long the upstream may take to start its answer (status
+                       and headers; default 30); then the client gets 504. Bodies stream
+                       without a total bound
   --listen ADDR        address to listen on (default 127.0.0.1:3000; port 0 picks a free
                        port, printed as \"listening on http://ADDR\")
   --keys FILE          a JSON keys file, as the demo server's; without it, demo test keys
@@ -29,6 +34,9 @@ Upstream requests carry no Authorization header; X-Forwarded-For/-Host/-Proto an
 X-Request-Id are the gateway's.
 ";
 
+/// How long the upstream may take to start its answer, unless `--upstream-timeout` says.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a run of the gateway is given.
 #[derive(Debug)]
 pub struct Gateway {
@@ -36,6 +44,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     /// What every request requires.
     pub access: Access,
+    /// How long the upstream may take to answer with its status and headers.
+    pub upstream_timeout: Duration,
     /// The demo server's flags; `Cli::Help` for `--help`.
     pub cli: Cli,
 }
@@ -44,6 +54,7 @@ pub struct Gateway {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> {
     let mut upstream = None;
     let mut require = None;
+    let mut timeout = None;
     let mut rest = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -60,6 +71,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> 
         match flag.as_str() {
             "--upstream" => upstream = Some(value("a URL, e.g. http://127.0.0.1:8080")?),
             "--require" => require = Some(value("permissions, e.g. emails:send")?),
+            "--upstream-timeout" => timeout = Some(value("a number of seconds, e.g. 30")?),
             _ => rest.push(arg),
         }
     }
@@ -68,6 +80,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> 
         return Ok(Gateway {
             upstream: Upstream::parse("http://127.0.0.1/")?,
             access: Access::any_key(),
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             cli,
         });
     }
@@ -80,9 +93,24 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> 
             Access::require(permissions)
         }
     };
+    let upstream_timeout = match timeout {
+        None => DEFAULT_UPSTREAM_TIMEOUT,
+        Some(t) => t
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                format!(
+                    "--upstream-timeout {}: seconds, above 0 and at most 3600",
+                    shown(&t)
+                )
+            })?,
+    };
     Ok(Gateway {
         upstream,
         access,
+        upstream_timeout,
         cli,
     })
 }
@@ -121,5 +149,21 @@ mod tests {
         assert!(p(&["--upstream", "https://u"]).is_err());
         assert!(p(&["--upstream", "http://u", "--require", "emails:fly"]).is_err());
         assert!(p(&["--upstream", "http://u", "--bogus"]).is_err());
+        assert_eq!(
+            p(&["--upstream", "http://u"]).unwrap().upstream_timeout,
+            DEFAULT_UPSTREAM_TIMEOUT
+        );
+        assert_eq!(
+            p(&["--upstream", "http://u", "--upstream-timeout", "0.5"])
+                .unwrap()
+                .upstream_timeout,
+            Duration::from_millis(500)
+        );
+        for bad in ["0", "-1", "NaN", "inf", "5000", "soon"] {
+            assert!(
+                p(&["--upstream", "http://u", "--upstream-timeout", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

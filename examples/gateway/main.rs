@@ -34,7 +34,7 @@ use axum::Router;
 
 use args::{parse, Gateway, USAGE};
 use forward::Upstream;
-use proxy::{Proxy, TIMEOUTS};
+use proxy::{Proxy, Timeouts, TIMEOUTS};
 use server::backends::{backends, DemoLimiter, DemoStore};
 use server::cli::{env_url, shown, Cli};
 use server::keys::{demo_records, load_records};
@@ -45,13 +45,14 @@ pub fn gateway(
     limiter: DemoLimiter,
     access: ark_auth::Access,
     upstream: Upstream,
+    timeouts: Timeouts,
 ) -> Router {
     let auth = ArkAuthLayer::new(store)
         .rate_limiter(limiter)
         .default_quota(Quota::DEFAULT)
         .request_id_extension(true)
         .policy(access);
-    let proxy = Proxy::new(upstream, TIMEOUTS);
+    let proxy = Proxy::new(upstream, timeouts);
     Router::new()
         .fallback_service(tower::service_fn(move |req| proxy.clone().forward(req)))
         .layer(auth)
@@ -63,6 +64,7 @@ async fn main() -> ExitCode {
     let Gateway {
         upstream,
         access,
+        upstream_timeout,
         cli,
     } = match parse(std::env::args().skip(1)) {
         Ok(g) => g,
@@ -111,7 +113,11 @@ async fn main() -> ExitCode {
         }
     };
     let shown_upstream = upstream.shown();
-    let router = gateway(store, limiter, access, upstream);
+    let timeouts = Timeouts {
+        response_head: upstream_timeout,
+        ..TIMEOUTS
+    };
+    let router = gateway(store, limiter, access, upstream, timeouts);
 
     let listener = match tokio::net::TcpListener::bind(&listen).await {
         Ok(l) => l,

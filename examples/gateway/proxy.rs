@@ -29,7 +29,7 @@ pub struct Timeouts {
     pub pool_idle: Duration,
 }
 
-/// The gateway's timeouts.
+/// The gateway's timeouts (`response_head` is `--upstream-timeout`).
 pub const TIMEOUTS: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
     response_head: Duration::from_secs(30),

@@ -9,7 +9,7 @@
 //! - bodies stream both ways: the upstream reads a request body's first chunk before the
 //!   client has sent the rest, and the client reads a response's first chunk before the
 //!   upstream has written the rest;
-//! - an unreachable upstream is a 502 in the contract's envelope.
+//! - an unreachable upstream is a 502 in the contract's envelope, a silent one a 504.
 //!
 //! The example's own modules are compiled in too, so their unit tests (arguments, headers,
 //! upstream URLs) run here.
@@ -442,4 +442,40 @@ async fn an_unreachable_upstream_is_a_502() {
     let (parts, _) =
         body_of(send(gw.addr, request(Method::GET, "/v1/x", None, full(""))).await).await;
     assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+}
+
+/// An upstream that does not answer within `--upstream-timeout`: a 504 in the contract's
+/// envelope, in about that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_is_a_504() {
+    let Some(bin) = gateway_binary() else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let k = keys("504");
+    let url = format!("http://{}", up.addr);
+    let gw = start(&bin, &url, &k.file, &["--upstream-timeout", "0.5"]).await;
+    let started = std::time::Instant::now();
+    let (parts, body) = body_of(
+        send(
+            gw.addr,
+            request(Method::GET, "/hang", Some(&k.send), full("")),
+        )
+        .await,
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(parts.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(parts.headers["content-type"], "application/json");
+    let v = json(&body);
+    assert_eq!(v["error"]["code"], "gateway_timeout");
+    assert_eq!(
+        v["meta"]["requestId"],
+        parts.headers["x-request-id"].to_str().unwrap()
+    );
+    assert_eq!(up.arrivals(), 1, "the request did reach the upstream");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }

@@ -7,6 +7,7 @@
 //!   first data, answers `received N bytes`;
 //! - `/stream-out`: streams `first-chunk`, waits for [`Upstream::release`], then
 //!   `last-chunk`;
+//! - `/hang`: answers after a minute;
 //! - anything else: `200 upstream ok`.
 
 use std::convert::Infallible;
@@ -132,6 +133,10 @@ impl Upstream {
             "/reply" => reply(parts.uri.query().unwrap_or("")),
             "/stream-in" => text(format!("received {received} bytes")),
             "/stream-out" => Arc::clone(&self).stream_out(),
+            "/hang" => {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                text("too late".to_owned())
+            }
             _ => text("upstream ok".to_owned()),
         }
     }
