@@ -22,6 +22,8 @@ Options:
   --upstream-timeout SECONDS  how long the upstream may take to start its answer (status
                        and headers; default 30); then the client gets 504. Bodies stream
                        without a total bound
+  --body-idle-timeout SECONDS  longest pause in a request or response body (default 30);
+                       then that body is cut
   --listen ADDR        address to listen on (default 127.0.0.1:3000; port 0 picks a free
                        port, printed as \"listening on http://ADDR\")
   --keys FILE          a JSON keys file, as the demo server's; without it, demo test keys
@@ -37,6 +39,9 @@ X-Request-Id are the gateway's.
 /// How long the upstream may take to start its answer, unless `--upstream-timeout` says.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest pause in a body, unless `--body-idle-timeout` says.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a run of the gateway is given.
 #[derive(Debug)]
 pub struct Gateway {
@@ -46,6 +51,8 @@ pub struct Gateway {
     pub access: Access,
     /// How long the upstream may take to answer with its status and headers.
     pub upstream_timeout: Duration,
+    /// Longest pause in a body, either way.
+    pub body_idle_timeout: Duration,
     /// The demo server's flags; `Cli::Help` for `--help`.
     pub cli: Cli,
 }
@@ -55,6 +62,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> 
     let mut upstream = None;
     let mut require = None;
     let mut timeout = None;
+    let mut idle = None;
     let mut rest = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -72,6 +80,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> 
             "--upstream" => upstream = Some(value("a URL, e.g. http://127.0.0.1:8080")?),
             "--require" => require = Some(value("permissions, e.g. emails:send")?),
             "--upstream-timeout" => timeout = Some(value("a number of seconds, e.g. 30")?),
+            "--body-idle-timeout" => idle = Some(value("a number of seconds, e.g. 30")?),
             _ => rest.push(arg),
         }
     }
@@ -81,6 +90,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> 
             upstream: Upstream::parse("http://127.0.0.1/")?,
             access: Access::any_key(),
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
             cli,
         });
     }
@@ -93,26 +103,27 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Gateway, String> 
             Access::require(permissions)
         }
     };
-    let upstream_timeout = match timeout {
-        None => DEFAULT_UPSTREAM_TIMEOUT,
-        Some(t) => t
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                format!(
-                    "--upstream-timeout {}: seconds, above 0 and at most 3600",
-                    shown(&t)
-                )
-            })?,
-    };
+    let upstream_timeout = seconds("--upstream-timeout", timeout, DEFAULT_UPSTREAM_TIMEOUT)?;
+    let body_idle_timeout = seconds("--body-idle-timeout", idle, DEFAULT_BODY_IDLE_TIMEOUT)?;
     Ok(Gateway {
         upstream,
         access,
         upstream_timeout,
+        body_idle_timeout,
         cli,
     })
+}
+
+/// A flag's number of seconds (above 0, at most an hour), or `default` when not given.
+fn seconds(flag: &str, text: Option<String>, default: Duration) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{flag} {}: seconds, above 0 and at most 3600", shown(&text)))
 }
 
 #[cfg(test)]
@@ -158,6 +169,12 @@ mod tests {
                 .unwrap()
                 .upstream_timeout,
             Duration::from_millis(500)
+        );
+        assert_eq!(
+            p(&["--upstream", "http://u", "--body-idle-timeout=2"])
+                .unwrap()
+                .body_idle_timeout,
+            Duration::from_secs(2)
         );
         for bad in ["0", "-1", "NaN", "inf", "5000", "soon"] {
             assert!(

@@ -12,7 +12,8 @@
 //! header-read and idle timeouts, a connection cap), the request log, the `ArkAuthLayer`
 //! (refusals are answered here and never reach the upstream), then the [`proxy`]: hop-by-hop
 //! headers removed both ways, `X-Forwarded-For/-Host/-Proto` set by the gateway,
-//! `X-Request-Id` set to the id the layer decided on, bodies streamed both ways, and a 502
+//! `X-Request-Id` set to the id the layer decided on, bodies streamed both ways (cut when
+//! one stalls: [`idle`]), and a 502
 //! or 504 in the contract's JSON envelope when the upstream fails or is slow.
 //!
 //! The command line, keys and back-ends are the demo server's own modules (compiled in from
@@ -25,6 +26,7 @@ mod server;
 
 pub mod args;
 pub mod forward;
+pub mod idle;
 pub mod proxy;
 
 use std::process::ExitCode;
@@ -65,6 +67,7 @@ async fn main() -> ExitCode {
         upstream,
         access,
         upstream_timeout,
+        body_idle_timeout,
         cli,
     } = match parse(std::env::args().skip(1)) {
         Ok(g) => g,
@@ -115,6 +118,7 @@ async fn main() -> ExitCode {
     let shown_upstream = upstream.shown();
     let timeouts = Timeouts {
         response_head: upstream_timeout,
+        body_idle: body_idle_timeout,
         ..TIMEOUTS
     };
     let router = gateway(store, limiter, access, upstream, timeouts);

@@ -16,6 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::forward::{original_host, remove_hop_by_hop, set_forwarded, Upstream};
+use super::idle::IdleTimeout;
 
 /// How long the upstream may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,16 +24,20 @@ pub struct Timeouts {
     /// To open a TCP connection to it.
     pub connect: Duration,
     /// From sending a request to receiving the head (status and headers) of its response.
-    /// The bodies are not bounded in total (a stream may last), only by the connection.
     pub response_head: Duration,
+    /// Longest pause in a body, either way: a request body the client stops sending, or a
+    /// response body the upstream stops sending, fails after this (the upstream request,
+    /// or the client's connection, is cut). Bodies have no bound in total.
+    pub body_idle: Duration,
     /// A pooled connection unused for this long is closed.
     pub pool_idle: Duration,
 }
 
-/// The gateway's timeouts (`response_head` is `--upstream-timeout`).
+/// The gateway's timeouts (`response_head` and `body_idle` are set by flags).
 pub const TIMEOUTS: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
     response_head: Duration::from_secs(30),
+    body_idle: Duration::from_secs(30),
     pool_idle: Duration::from_secs(60),
 };
 
@@ -93,12 +98,14 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         // Nothing of the server side's extensions travels.
         parts.extensions = Default::default();
+        let body = IdleTimeout::wrap(body, self.timeouts.body_idle);
         let sent = self.client.request(Request::from_parts(parts, body));
         match tokio::time::timeout(self.timeouts.response_head, sent).await {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
                 remove_hop_by_hop(&mut parts.headers);
-                Ok(Response::from_parts(parts, Body::new(body)))
+                let body = IdleTimeout::wrap(Body::new(body), self.timeouts.body_idle);
+                Ok(Response::from_parts(parts, body))
             }
             Ok(Err(e)) => {
                 // hyper's errors name the failure (refused, reset…), never a header's value.

@@ -9,7 +9,8 @@
 //! - bodies stream both ways: the upstream reads a request body's first chunk before the
 //!   client has sent the rest, and the client reads a response's first chunk before the
 //!   upstream has written the rest;
-//! - an unreachable upstream is a 502 in the contract's envelope, a silent one a 504.
+//! - an unreachable upstream is a 502 in the contract's envelope, a silent one a 504;
+//! - a body that stalls, either way, is cut.
 //!
 //! The example's own modules are compiled in too, so their unit tests (arguments, headers,
 //! upstream URLs) run here.
@@ -478,4 +479,74 @@ async fn a_silent_upstream_is_a_504() {
         took >= Duration::from_millis(450) && took < Duration::from_secs(5),
         "{took:?}"
     );
+}
+
+/// A body that stops moving is cut after `--body-idle-timeout`, either way: an upstream
+/// that stalls its response (the client's body fails after the first chunk), and a client
+/// that stalls its request body (the gateway gives up on the upstream request: 502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_are_cut() {
+    let Some(bin) = gateway_binary() else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let k = keys("stall");
+    let url = format!("http://{}", up.addr);
+    let gw = start(&bin, &url, &k.file, &["--body-idle-timeout", "0.5"]).await;
+
+    let res = send(
+        gw.addr,
+        request(Method::GET, "/stall-out", Some(&k.send), full("")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "first-chunk");
+    let started = std::time::Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .expect("a stalled response is cut, not held open");
+    assert!(
+        rest.is_err(),
+        "the body ends in an error, not as if complete"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(1);
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"only this"))))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (parts, body) = body_of(
+        send(
+            gw.addr,
+            request(Method::POST, "/stream-in", Some(&k.send), body),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::BAD_GATEWAY, "{body:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    // The upstream records the request once its body has failed (it may be a moment behind).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while up.seen().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = up.seen();
+    assert_eq!(seen[1].uri, "/stream-in");
+    assert_eq!(
+        seen[1].body, "only this",
+        "the upstream got what it was sent"
+    );
+    drop(tx);
 }

@@ -7,6 +7,7 @@
 //!   first data, answers `received N bytes`;
 //! - `/stream-out`: streams `first-chunk`, waits for [`Upstream::release`], then
 //!   `last-chunk`;
+//! - `/stall-out`: streams `first-chunk`, then nothing, never ending;
 //! - `/hang`: answers after a minute;
 //! - anything else: `200 upstream ok`.
 
@@ -133,6 +134,13 @@ impl Upstream {
             "/reply" => reply(parts.uri.query().unwrap_or("")),
             "/stream-in" => text(format!("received {received} bytes")),
             "/stream-out" => Arc::clone(&self).stream_out(),
+            "/stall-out" => {
+                let first = futures::stream::once(async { Bytes::from_static(b"first-chunk") });
+                let frames = first
+                    .chain(futures::stream::pending())
+                    .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+                Response::new(BodyExt::boxed(StreamBody::new(frames)))
+            }
             "/hang" => {
                 tokio::time::sleep(std::time::Duration::from_secs(60)).await;
                 text("too late".to_owned())
