@@ -550,3 +550,34 @@ async fn stalled_bodies_are_cut() {
     );
     drop(tx);
 }
+
+/// An HTTP/2 client: the upstream gets HTTP/1.1, with the `:authority` the client used as
+/// `X-Forwarded-Host`, and the answer comes back over HTTP/2; a refusal is refused there
+/// too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_are_forwarded_over_http1() {
+    let Some((up, gw, k)) = setup("h2").await else {
+        return;
+    };
+    let req = Request::get("http://api.example.test/reply?status=201")
+        .header("authorization", format!("Bearer {}", k.send))
+        .body(full(""))
+        .unwrap();
+    let (parts, body) = body_of(run::send_h2(gw.addr, req).await).await;
+    assert_eq!(parts.version, hyper::Version::HTTP_2);
+    assert_eq!(parts.status, StatusCode::CREATED);
+    assert_eq!(parts.headers["x-upstream"], "yes");
+    assert_eq!(body, REPLY_BODY);
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].uri, "/reply?status=201");
+    assert_eq!(seen[0].headers["x-forwarded-host"], "api.example.test");
+    assert_eq!(seen[0].headers["host"], up.addr.to_string().as_str());
+
+    let req = Request::get("http://api.example.test/reply")
+        .body(full(""))
+        .unwrap();
+    let res = run::send_h2(gw.addr, req).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(up.arrivals(), 1);
+}

@@ -120,3 +120,19 @@ pub async fn body_of(res: Response<Incoming>) -> (hyper::http::response::Parts, 
         .to_bytes();
     (parts, bytes)
 }
+
+/// Sends `req` over a fresh cleartext HTTP/2 connection (prior knowledge) to `addr`.
+pub async fn send_h2(addr: SocketAddr, req: Request<ClientBody>) -> Response<Incoming> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    tokio::time::timeout(Duration::from_secs(20), sender.send_request(req))
+        .await
+        .expect("a response within 20 s")
+        .unwrap()
+}
