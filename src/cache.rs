@@ -22,8 +22,9 @@
 //!
 //! # Invalidation
 //!
-//! [`CachedKeyStore::invalidate`], [`CachedKeyStore::invalidate_all`] and the
-//! [`CacheInvalidator`] handle (cheap to clone, for a revocation listener such as
+//! [`CachedKeyStore::invalidate`] (by hash), [`CachedKeyStore::invalidate_id`] (by key id,
+//! for code that knows a key by its id, as admin tools do), [`CachedKeyStore::invalidate_all`]
+//! and the [`CacheInvalidator`] handle (cheap to clone, for a revocation listener such as
 //! `ark_auth::postgres::RevocationListener`) drop entries so that the next request asks the
 //! store. An invalidation that arrives while a lookup of the same key is in flight wins: the
 //! in-flight answer is returned to its waiters but not cached.
@@ -154,7 +155,8 @@ struct Shared<K> {
     inner: K,
     cache: Cache<KeyHash, Entry>,
     config: CacheConfig,
-    /// Bumped by `invalidate_all`: a miss that started before does not cache its answer.
+    /// Bumped by `invalidate_all` and `invalidate_id`: a miss that started before does not
+    /// cache its answer.
     generation: AtomicU64,
     inner_lookups: AtomicU64,
     on_found: Option<FoundHook>,
@@ -222,6 +224,35 @@ impl<K: KeyStore> CachedKeyStore<K> {
         self.shared.invalidate(hash);
     }
 
+    /// Drops the entry of the key with this id: the next lookup of it asks the inner store.
+    ///
+    /// The cache is keyed by hash, so this visits every entry (a few milliseconds at 100 000
+    /// entries); a caller that knows the hash uses [`invalidate`](Self::invalidate). Lookups
+    /// in flight when it is called do not cache their answers.
+    ///
+    /// ```
+    /// use ark_auth::cache::{CacheConfig, CachedKeyStore};
+    /// use ark_auth::{generate_key, Environment, MemoryKeyStore};
+    /// use ark_auth::store::{Answer, KeyStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let key = generate_key(Environment::Test).unwrap();
+    /// let (id, hash) = (key.record.id().to_owned(), *key.record.hash());
+    /// let store = MemoryKeyStore::from_records([key.record]).unwrap();
+    /// let cached = CachedKeyStore::new(store, CacheConfig::default());
+    /// assert!(cached.lookup(&hash).await.unwrap().is_some());
+    /// assert!(matches!(cached.lookup(&hash), Answer::Now(_)));
+    ///
+    /// cached.inner().revoke(&id);
+    /// cached.invalidate_id(&id);
+    /// let record = cached.lookup(&hash).await.unwrap().unwrap();
+    /// assert!(record.is_revoked());
+    /// # }
+    /// ```
+    pub fn invalidate_id(&self, id: &str) {
+        self.shared.invalidate_id(id);
+    }
+
     /// Drops every entry.
     pub fn invalidate_all(&self) {
         self.shared.invalidate_all();
@@ -260,6 +291,7 @@ impl<K> fmt::Debug for CachedKeyStore<K> {
 
 trait Invalidate: Send + Sync {
     fn invalidate(&self, hash: &KeyHash);
+    fn invalidate_id(&self, id: &str);
     fn invalidate_all(&self);
 }
 
@@ -267,6 +299,14 @@ impl<K: Send + Sync> Invalidate for Shared<K> {
     fn invalidate(&self, hash: &KeyHash) {
         // Also removes the placeholder of a lookup in flight, whose answer is then not cached.
         self.cache.remove(hash);
+    }
+
+    fn invalidate_id(&self, id: &str) {
+        // First the generation: a miss in flight (maybe of this key, whose id it does not
+        // know yet) then drops what it caches; see `Shared::miss`.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache
+            .retain(|_, e| e.record.as_ref().is_none_or(|r| r.id() != id));
     }
 
     fn invalidate_all(&self) {
@@ -285,6 +325,11 @@ impl CacheInvalidator {
     /// Drops the entry of this key.
     pub fn invalidate(&self, hash: &KeyHash) {
         self.target.invalidate(hash);
+    }
+
+    /// Drops the entry of the key with this id (see [`CachedKeyStore::invalidate_id`]).
+    pub fn invalidate_id(&self, id: &str) {
+        self.target.invalidate_id(id);
     }
 
     /// Drops every entry (say, after missed notifications).
@@ -337,10 +382,17 @@ impl<K: KeyStore> Shared<K> {
                     self.config.negative_ttl
                 };
                 // Err: the entry was invalidated while we asked; leave it out.
-                let _ = guard.insert(Entry {
+                let inserted = guard.insert(Entry {
                     record: record.clone(),
                     fresh_until: Instant::now() + ttl,
                 });
+                // An invalidation by id or of everything between the check above and the
+                // insert: its scan may have run before the entry was there, so drop it here.
+                // (The scan and the insert take the same shard lock: either the scan saw the
+                // entry, or this load sees the new generation.)
+                if inserted.is_ok() && self.generation.load(Ordering::Acquire) != generation {
+                    self.cache.remove(&hash);
+                }
             }
             self.found(record);
         }
@@ -473,6 +525,54 @@ mod tests {
         let pending = tokio::spawn(async move { c.lookup(&hash).await });
         tokio::time::sleep(Duration::from_millis(10)).await;
         cached.invalidator().invalidate_all();
+        assert!(pending.await.unwrap().unwrap().is_some());
+        assert!(
+            matches!(cached.lookup(&hash), Answer::Later(_)),
+            "not cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalidate_id_drops_that_key_only() {
+        let (a, b) = (
+            generate_key(Environment::Test).unwrap(),
+            generate_key(Environment::Live).unwrap(),
+        );
+        let (id_a, hash_a, hash_b) = (a.record.id().to_owned(), *a.record.hash(), *b.record.hash());
+        let unknown = KeyHash::from_bytes([9; 32]);
+        let cached = CachedKeyStore::new(
+            MemoryKeyStore::from_records([a.record, b.record]).unwrap(),
+            CacheConfig::default(),
+        );
+        for h in [hash_a, hash_b, unknown] {
+            let _ = cached.lookup(&h).await;
+        }
+        assert_eq!(cached.inner_lookups(), 3);
+        cached.invalidate_id("key_not_there");
+        assert_eq!(cached.entry_count(), 3);
+        cached.invalidator().invalidate_id(&id_a);
+        assert_eq!(cached.entry_count(), 2);
+        assert!(matches!(cached.lookup(&hash_a), Answer::Later(_)));
+        assert!(matches!(cached.lookup(&hash_b), Answer::Now(Ok(Some(_)))));
+        assert!(matches!(cached.lookup(&unknown), Answer::Now(Ok(None))));
+    }
+
+    #[tokio::test]
+    async fn invalidate_id_during_a_lookup_is_not_overwritten() {
+        let (inner, hash) = slow();
+        let id = inner
+            .inner
+            .lookup(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .id()
+            .to_owned();
+        let cached = CachedKeyStore::new(inner, CacheConfig::default());
+        let c = cached.clone();
+        let pending = tokio::spawn(async move { c.lookup(&hash).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cached.invalidate_id(&id);
         assert!(pending.await.unwrap().unwrap().is_some());
         assert!(
             matches!(cached.lookup(&hash), Answer::Later(_)),

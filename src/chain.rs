@@ -10,6 +10,24 @@ use std::fmt;
 /// Displays an error followed by each of its sources, separated by `": "`.
 pub(crate) struct Chain<'a>(pub(crate) &'a (dyn Error + 'static));
 
+/// What [`Chain`] can show: every error, and [`StoreError`](crate::store::StoreError), which
+/// is not an `Error` itself (so that any error converts into it) but holds one.
+pub(crate) trait AsError {
+    fn as_error(&self) -> &(dyn Error + 'static);
+}
+
+impl<E: Error + 'static> AsError for E {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
+impl AsError for crate::store::StoreError {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        self.as_ref()
+    }
+}
+
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;
@@ -37,7 +55,7 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let store = StoreError::new(Pool(io));
         assert_eq!(
-            Chain(&store).to_string(),
+            Chain(store.as_error()).to_string(),
             "key store failed: pool timed out: connection refused"
         );
         let limiter = LimiterError::new("redis did not answer");

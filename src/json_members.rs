@@ -2,7 +2,7 @@
 //!
 //! `serde_json::Value` keeps the last of two members with the same name, so a keys file
 //! with `"revoked": true, …, "revoked": false` would load as not revoked without a word. The
-//! keys file is checked with [`first_repeated_member`] before it is read into values.
+//! keys file is checked with [`check`] before any entry is read.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -26,18 +26,44 @@ pub(crate) struct Repeated {
     pub(crate) member: String,
 }
 
-/// The first member repeated inside an object of `json`, in document order. `None` when no
-/// object repeats a member, or when `json` is not valid JSON (the caller's parser says why).
-pub(crate) fn first_repeated_member(json: &str) -> Option<Repeated> {
+/// What is wrong with a JSON text before its values are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// A member appears twice in one object.
+    Repeated(Repeated),
+    /// Not one JSON value: where the syntax breaks (never the text there).
+    Syntax { line: usize, column: usize },
+}
+
+/// Checks that `json` is one valid JSON value in which no object repeats a member, without
+/// building any value (memory: the nesting depth and one object's member names).
+pub(crate) fn check(json: &str) -> Result<(), Problem> {
     let found = RefCell::new(None);
     let mut path = Vec::new();
     let mut de = serde_json::Deserializer::from_str(json);
-    let _ = Walk {
+    let walked = Walk {
         path: &mut path,
         found: &found,
     }
-    .deserialize(&mut de);
-    found.into_inner()
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    if let Some(repeated) = found.into_inner() {
+        return Err(Problem::Repeated(repeated));
+    }
+    walked.map_err(|e| Problem::Syntax {
+        line: e.line(),
+        column: e.column(),
+    })
+}
+
+/// The first member repeated inside an object of `json`, in document order. `None` when no
+/// object repeats a member, or when `json` is not valid JSON (the caller's parser says why).
+#[cfg(test)]
+pub(crate) fn first_repeated_member(json: &str) -> Option<Repeated> {
+    match check(json) {
+        Err(Problem::Repeated(r)) => Some(r),
+        _ => None,
+    }
 }
 
 /// Walks one value; records the first repeated member in `found` and stops there.
@@ -170,6 +196,14 @@ mod tests {
             "",
         ] {
             assert_eq!(first_repeated_member(json), None, "{json}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_give_a_place_only() {
+        assert_eq!(check(r#"{"keys": []}"#), Ok(()));
+        for (json, line, column) in [("{", 1, 1), ("{\"a\": 1} x", 1, 10), ("[1,\n2,]", 2, 3)] {
+            assert_eq!(check(json), Err(Problem::Syntax { line, column }), "{json}");
         }
     }
 }

@@ -350,7 +350,7 @@ async fn unknown_permission_in_the_database_fails_closed() {
     .await;
     let err = store.lookup(record.hash()).await.unwrap_err();
     // The error and its causes, as the layer logs them.
-    let e = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+    let e = std::iter::successors(Some(&*err as &dyn std::error::Error), |e| e.source())
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ");

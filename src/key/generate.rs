@@ -4,6 +4,7 @@ use std::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::checksum::{checksum_of, CHECKSUM_LEN};
 use super::{KeyHash, KeyRecord};
 use crate::token::{Environment, Token};
 
@@ -58,10 +59,18 @@ pub struct GeneratedKey {
 #[error("the operating system's random number generator failed")]
 pub struct KeyGenError;
 
-/// Length of the body of generated keys: 32 base62 characters, about 190 bits.
-pub const GENERATED_BODY_LEN: usize = 32;
+/// Random characters at the start of a generated key's body: 32 base62 characters, about
+/// 190 bits.
+const RANDOM_LEN: usize = 32;
 
-/// Mints a new key from the operating system's CSPRNG.
+/// Length of the body of generated keys: 32 random base62 characters (about 190 bits)
+/// followed by the [`CHECKSUM_LEN`] characters of their checksum
+/// ([`has_valid_checksum`](super::has_valid_checksum)).
+pub const GENERATED_BODY_LEN: usize = RANDOM_LEN + CHECKSUM_LEN;
+
+/// Mints a new key from the operating system's CSPRNG: `ark_live_` or `ark_test_`, 32
+/// random base62 characters, then a 6-character checksum of all before it, so that
+/// [`has_valid_checksum`](super::has_valid_checksum) holds for every generated key.
 ///
 /// ```
 /// use ark_auth::{generate_key, Environment};
@@ -72,6 +81,7 @@ pub const GENERATED_BODY_LEN: usize = 32;
 /// let token = Token::parse(key.plaintext.expose_secret()).unwrap();
 /// assert_eq!(KeyHash::of(&token), *key.record.hash());
 /// assert!(key.record.id().starts_with("key_"));
+/// assert!(ark_auth::key::has_valid_checksum(key.plaintext.expose_secret()));
 /// ```
 pub fn generate_key(environment: Environment) -> Result<GeneratedKey, KeyGenError> {
     const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -81,15 +91,18 @@ pub fn generate_key(environment: Environment) -> Result<GeneratedKey, KeyGenErro
     ));
     token.push_str(environment.prefix());
     let mut buf = Zeroizing::new([0u8; 64]);
-    while token.len() < crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
+    while token.len() < crate::token::PREFIX_LEN + RANDOM_LEN {
         getrandom::fill(&mut buf[..]).map_err(|_| KeyGenError)?;
         // Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for b < 248.
         for &b in buf.iter().filter(|&&b| b < 248) {
-            if token.len() == crate::token::PREFIX_LEN + GENERATED_BODY_LEN {
+            if token.len() == crate::token::PREFIX_LEN + RANDOM_LEN {
                 break;
             }
             token.push(BASE62[(b % 62) as usize] as char);
         }
+    }
+    for &c in &checksum_of(token.as_bytes()) {
+        token.push(char::from(c));
     }
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).map_err(|_| KeyGenError)?;
@@ -121,5 +134,18 @@ mod tests {
         let dbg = format!("{a:?}");
         assert!(!dbg.contains(&a.plaintext.expose_secret()[9..]), "{dbg}");
         assert!(!dbg.contains(&a.record.hash().to_hex()), "{dbg}");
+    }
+
+    #[test]
+    fn generated_keys_carry_their_checksum() {
+        for env in [Environment::Live, Environment::Test] {
+            for _ in 0..200 {
+                let key = generate_key(env).unwrap();
+                let token = key.plaintext.expose_secret();
+                assert!(super::super::has_valid_checksum(token));
+                let (rest, tail) = token.split_at(token.len() - CHECKSUM_LEN);
+                assert_eq!(tail.as_bytes(), checksum_of(rest.as_bytes()));
+            }
+        }
     }
 }

@@ -31,7 +31,7 @@ impl KeyStore for PostgresKeyStore {
                     Ok(Some(Arc::new(record)))
                 }
                 Err(e) => {
-                    tracing::error!("refusing a key whose row cannot be loaded: {}", Chain(&e));
+                    tracing::error!("refusing a key whose row cannot be loaded: {}", Chain(&*e));
                     Err(e)
                 }
             }

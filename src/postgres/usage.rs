@@ -132,7 +132,7 @@ async fn flush(pool: &Pool, pending: &mut HashMap<KeyHash, SystemTime>, state: &
         Err(e) => tracing::warn!(
             "last_used_at of {} key(s) not recorded: {}",
             pending.len(),
-            Chain(&e)
+            Chain(&*e)
         ),
     }
     pending.clear();

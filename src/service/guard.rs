@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Sleep;
 
-use crate::chain::Chain;
+use crate::chain::{AsError, Chain};
 
 /// Why the store or the limiter did not answer.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,10 +26,10 @@ pub(crate) enum Failure<E> {
     Panic,
 }
 
-impl<E: std::error::Error + 'static> std::fmt::Display for Failure<E> {
+impl<E: AsError> std::fmt::Display for Failure<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Error(e) => Chain(e).fmt(f),
+            Failure::Error(e) => Chain(e.as_error()).fmt(f),
             Failure::Timeout => f.write_str("timed out"),
             Failure::Panic => f.write_str("panicked"),
         }

@@ -95,6 +95,7 @@ impl<K: KeyStore + Clone> ArkAuthLayer<K> {
                 limiter_failure: LimiterFailure::Allow,
                 drain: DrainBound::DEFAULT,
                 request_id: false,
+                require_checksum: false,
             },
         }
     }
@@ -179,6 +180,50 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
     /// ```
     pub fn request_id_extension(mut self, on: bool) -> Self {
         self.options.request_id = on;
+        self
+    }
+
+    /// Refuses, before asking the key store, every token whose last characters are not its
+    /// checksum ([`has_valid_checksum`](crate::key::has_valid_checksum)), with the same
+    /// 401 `invalid_api_key` (body and headers) as an unknown key (default off).
+    ///
+    /// For deployments whose keys are all minted by [`generate_key`](crate::generate_key):
+    /// a mistyped or random token then costs no store lookup, so a flood of made-up tokens
+    /// never reaches the database. Keys imported from elsewhere usually carry no checksum
+    /// and are refused while this is on; with it off they keep working.
+    ///
+    /// Timing: the checksum is computed from the presented token alone, never from a stored
+    /// key. A token with a wrong checksum is refused sooner than one that reaches the store,
+    /// and that difference tells a client only what it can compute itself; the
+    /// constant-time guarantees about stored keys are unchanged.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use ark_auth::{generate_key, ArkAuthLayer, Environment, MemoryKeyStore};
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let key = generate_key(Environment::Live).unwrap();
+    /// let store = MemoryKeyStore::from_records([key.record]).unwrap();
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(ArkAuthLayer::new(store).require_checksum(true))
+    ///     .service_fn(|_req: Request<String>| async {
+    ///         Ok::<_, Infallible>(Response::new(String::new()))
+    ///     });
+    /// let call = |token: String| {
+    ///     let req = Request::get("/").header("authorization", format!("Bearer {token}"));
+    ///     svc.clone().oneshot(req.body(String::new()).unwrap())
+    /// };
+    /// let ok = call(key.plaintext.expose_secret().to_owned()).await.unwrap();
+    /// assert_eq!(ok.status(), StatusCode::OK);
+    /// // Well-formed, but no checksum: refused without a lookup.
+    /// let made_up = call("ark_live_0123456789abcdefghijklmnopqrstuvwxyzAB".to_owned()).await.unwrap();
+    /// assert_eq!(made_up.status(), StatusCode::UNAUTHORIZED);
+    /// # }
+    /// ```
+    pub fn require_checksum(mut self, on: bool) -> Self {
+        self.options.require_checksum = on;
         self
     }
 

@@ -30,6 +30,7 @@ pub(crate) struct Options {
     pub(crate) limiter_failure: LimiterFailure,
     pub(crate) drain: DrainBound,
     pub(crate) request_id: bool,
+    pub(crate) require_checksum: bool,
 }
 
 /// Which environments a deployment accepts, as a set of [`Environment::bit`]s.

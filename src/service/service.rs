@@ -10,7 +10,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::answer::Answer;
-use crate::key::KeyHash;
+use crate::key::{token_has_valid_checksum, KeyHash};
 use crate::limit::{MemoryRateLimiter, RateLimiter};
 use crate::policy::{Access, AccessPolicy, RequestHead};
 use crate::response::Rejection;
@@ -117,6 +117,10 @@ where
         if !shared.options.environments.accepts(environment) {
             let rejection = Rejection::EnvironmentNotAccepted(environment);
             return ResponseFuture::reject(rejection, req, shared);
+        }
+        // Depends on the token only: refusing here says nothing about any stored key.
+        if shared.options.require_checksum && !token_has_valid_checksum(&token) {
+            return ResponseFuture::reject(Rejection::UnknownKey, req, shared);
         }
         let need = Need {
             hash: KeyHash::of(&token),

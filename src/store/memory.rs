@@ -8,9 +8,12 @@ use std::time::SystemTime;
 use hashbrown::hash_table;
 
 use super::shards::Shards;
+
+mod replace;
 use super::{DuplicateKey, KeyStore, LookupResult};
 use crate::answer::Answer;
 use crate::key::{KeyHash, KeyRecord};
+pub use replace::KeyChanges;
 
 /// The embedded default store: sharded concurrent tables from [`KeyHash`] and from id to
 /// record.

@@ -4,13 +4,17 @@
 mod memory;
 mod shards;
 
+use std::error::Error;
+use std::fmt;
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::key::{KeyHash, KeyRecord};
 
 pub use crate::answer::{Answer, AnswerFuture, MapFuture};
+pub use memory::KeyChanges;
 pub use memory::MemoryKeyStore;
 
 /// What a lookup yields: the record, `None` for no such key, or the store's failure.
@@ -89,18 +93,105 @@ impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
 /// assert_eq!(e.to_string(), "key store failed");
 /// assert_eq!(e.source().unwrap().to_string(), "connection refused");
 /// ```
+///
+/// # From any error, with `?`
+///
+/// Every error type (`E: Error + Send + Sync + 'static`) converts into a `StoreError`, so a
+/// store's code uses `?` on its driver's results. As with `anyhow::Error`, that is possible
+/// only because `StoreError` does not itself implement [`Error`] (the
+/// blanket conversion would otherwise overlap `From<T> for T`). It derefs to one (`&*e` is
+/// a `&dyn Error` with the same message and source) and converts into
+/// `Box<dyn Error + Send + Sync>` and `Box<dyn Error>`, so `?` still carries it out of a
+/// function returning those.
+///
+/// ```
+/// use std::error::Error;
+/// use ark_auth::store::StoreError;
+///
+/// fn parse_limit(column: &str) -> Result<u32, StoreError> {
+///     Ok(column.parse::<u32>()?) // ParseIntError -> StoreError
+/// }
+///
+/// fn main() -> Result<(), Box<dyn Error>> {
+///     let e = parse_limit("ten").unwrap_err();
+///     assert_eq!(e.to_string(), "key store failed");
+///     assert_eq!(e.source().unwrap().to_string(), "invalid digit found in string");
+///     assert_eq!(parse_limit("10")?, 10); // StoreError -> Box<dyn Error>
+///     Ok(())
+/// }
+/// ```
+pub struct StoreError(Failed);
+
+/// The `Error` a [`StoreError`] derefs to.
 #[derive(Debug, thiserror::Error)]
 #[error("key store failed")]
-pub struct StoreError {
-    source: Box<dyn std::error::Error + Send + Sync>,
+struct Failed {
+    source: Box<dyn Error + Send + Sync>,
 }
 
 impl StoreError {
     /// Wraps the store's own error. It must not contain a key (stores see only hashes).
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        StoreError {
+    pub fn new(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        StoreError(Failed {
             source: source.into(),
-        }
+        })
+    }
+}
+
+impl<E: Error + Send + Sync + 'static> From<E> for StoreError {
+    fn from(e: E) -> Self {
+        StoreError::new(e)
+    }
+}
+
+impl Deref for StoreError {
+    type Target = dyn Error + Send + Sync + 'static;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl AsRef<dyn Error + Send + Sync + 'static> for StoreError {
+    fn as_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &self.0
+    }
+}
+
+impl AsRef<dyn Error + 'static> for StoreError {
+    fn as_ref(&self) -> &(dyn Error + 'static) {
+        &self.0
+    }
+}
+
+impl From<StoreError> for Box<dyn Error + Send + Sync + 'static> {
+    fn from(e: StoreError) -> Self {
+        Box::new(e.0)
+    }
+}
+
+impl From<StoreError> for Box<dyn Error + Send + 'static> {
+    fn from(e: StoreError) -> Self {
+        Box::new(e.0)
+    }
+}
+
+impl From<StoreError> for Box<dyn Error + 'static> {
+    fn from(e: StoreError) -> Self {
+        Box::new(e.0)
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreError")
+            .field("source", &self.0.source)
+            .finish()
     }
 }
 
