@@ -61,6 +61,8 @@
 //! - `postgres`: the PostgreSQL key store `postgres::PostgresKeyStore` with its schema,
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
 //! - `redis`: `redis::RedisRateLimiter`, a rate limiter shared by a fleet through Redis.
+//! - `metrics`: the layer's counters and histogram (module `metrics`) on the `metrics`
+//!   facade, for any exporter.
 //!
 //! On docs.rs every feature is on, and each item says which feature it needs.
 
@@ -71,6 +73,7 @@
 mod answer;
 mod authenticated;
 mod chain;
+mod outcome;
 mod redact;
 
 pub mod either;
@@ -91,6 +94,8 @@ pub mod cache;
 mod json_members;
 #[cfg(feature = "serde")]
 pub mod keys_file;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
@@ -101,6 +106,7 @@ pub use authenticated::AuthenticatedKey;
 pub use authenticated::MissingAuthenticatedKey;
 pub use either::Either;
 pub use key::generate_key;
+pub use outcome::Refusal;
 pub use permission::{Permission, Permissions};
 pub use policy::{Access, AccessPolicy, RouteTable};
 pub use response::RequestId;

@@ -1,5 +1,7 @@
 //! An API gateway on ark-auth: a reverse proxy that checks the Ark API key of every request
-//! and forwards only the accepted ones to an upstream, without the key.
+//! and forwards only the accepted ones to an upstream, without the key and with the
+//! caller's identity in headers (`x-ark-key-id`, `x-ark-key-name`, `x-ark-environment`,
+//! `x-ark-permissions`, `x-ark-tenant`; any the client sent are removed first).
 //!
 //! ```sh
 //! cargo run --example gateway -- --upstream http://127.0.0.1:8080 --keys keys.json
@@ -31,6 +33,7 @@ pub mod proxy;
 
 use std::process::ExitCode;
 
+use ark_auth::service::IdentityHeaders;
 use ark_auth::{limit::Quota, ArkAuthLayer};
 use axum::Router;
 
@@ -52,7 +55,10 @@ pub fn gateway(
     let auth = ArkAuthLayer::new(store)
         .rate_limiter(limiter)
         .default_quota(Quota::DEFAULT)
-        .request_id_extension(true)
+        // The client's key stays here (the default, said out loud: this is a gateway)...
+        .hide_credentials(true)
+        // ...and the upstream learns who called from headers no client can make up.
+        .identity_headers(IdentityHeaders::default())
         .policy(access);
     let proxy = Proxy::new(upstream, timeouts);
     Router::new()

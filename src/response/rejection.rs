@@ -115,6 +115,14 @@ impl Reply {
         }
     }
 
+    /// [`for_request`](Self::for_request), with the request's id when it is known already.
+    pub(crate) fn with_id(version: Version, headers: &HeaderMap, id: Option<RequestId>) -> Self {
+        Reply {
+            id: id.unwrap_or_else(|| RequestId::from_headers(headers)),
+            grpc: Grpc::of(version, headers),
+        }
+    }
+
     pub(crate) fn id(&self) -> &RequestId {
         &self.id
     }

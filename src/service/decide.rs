@@ -43,8 +43,12 @@ pub(crate) struct Verified {
 pub(crate) enum Decision {
     /// Call the inner service with this key, and these rate-limit headers on its response.
     Call(AuthenticatedKey, Option<RateLimitDecision>),
-    Reject(Rejection),
+    /// Answer the rejection; with the key the store found, if it found one.
+    Reject(Rejection, Option<Arc<KeyRecord>>),
 }
+
+/// A rejection of [`verify`], with the key the store found, if it found one.
+pub(crate) type Refused = (Rejection, Option<Arc<KeyRecord>>);
 
 /// The all-zero hash a lookup miss is compared against, so that a miss costs the same
 /// constant-time comparison as a hit.
@@ -57,26 +61,27 @@ pub(crate) fn verify(
     need: &Need,
     environments: Environments,
     now: impl FnOnce() -> SystemTime,
-) -> Result<Verified, Rejection> {
+) -> Result<Verified, Refused> {
     let found = found.map_err(|e| {
         tracing::error!(error = %e, "ark-auth: key store failed; answering 503");
-        Rejection::Unavailable
+        (Rejection::Unavailable, None)
     })?;
     // Constant time: a miss compares against a dummy, a hit against the stored hash.
     let stored = found.as_ref().map_or(&NO_KEY, |r| r.hash());
     let matches = stored.ct_eq(&need.hash);
     let record = match found {
         Some(r) if matches => r,
-        _ => return Err(Rejection::UnknownKey),
+        _ => return Err((Rejection::UnknownKey, None)),
     };
     if !environments.accepts(record.environment()) {
-        return Err(Rejection::EnvironmentNotAccepted(record.environment()));
+        let environment = record.environment();
+        return Err((Rejection::EnvironmentNotAccepted(environment), Some(record)));
     }
     if record.is_revoked() {
-        return Err(Rejection::Revoked);
+        return Err((Rejection::Revoked, Some(record)));
     }
     if record.expires_at().is_some_and(|at| now() >= at) {
-        return Err(Rejection::Expired);
+        return Err((Rejection::Expired, Some(record)));
     }
     let denied = denial(&record, need);
     Ok(Verified { record, denied })
@@ -114,19 +119,23 @@ pub(crate) fn quota(record: &KeyRecord, default: Quota) -> Quota {
 /// What the limiter's answer leads to. A denied key's check was a peek (its headers only).
 pub(crate) fn settle(checked: Checked, verified: Verified, on_failure: LimiterFailure) -> Decision {
     let Verified { record, denied } = verified;
+    #[cfg(feature = "metrics")]
+    if let Err(failure) = &checked {
+        crate::metrics::limiter_failure(failure.kind());
+    }
     match (checked, denied) {
-        (Ok(d), Some(denied)) => Decision::Reject(with_limit(denied, d)),
-        (Ok(d), None) if !d.allowed => Decision::Reject(Rejection::RateLimited(d)),
+        (Ok(d), Some(denied)) => Decision::Reject(with_limit(denied, d), Some(record)),
+        (Ok(d), None) if !d.allowed => Decision::Reject(Rejection::RateLimited(d), Some(record)),
         (Ok(d), None) => Decision::Call(AuthenticatedKey::with_limit(record, Some(d)), Some(d)),
         // The 403 was decided before the rate limit; only its headers are lost.
         (Err(failure), Some(denied)) => {
             tracing::warn!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; 403 without rate-limit headers");
-            Decision::Reject(denied)
+            Decision::Reject(denied, Some(record))
         }
         (Err(failure), None) => match on_failure {
             LimiterFailure::Refuse => {
                 tracing::error!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; answering 503");
-                Decision::Reject(Rejection::Unavailable)
+                Decision::Reject(Rejection::Unavailable, Some(record))
             }
             LimiterFailure::Allow => {
                 tracing::warn!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
@@ -199,13 +208,18 @@ mod tests {
     }
 
     /// The outcome of `verify` as a code: "ok", or the rejection's contract code and kind.
-    fn outcome(r: Result<Verified, Rejection>) -> String {
+    fn outcome(r: Result<Verified, Refused>) -> String {
         match r {
             Ok(Verified { denied: None, .. }) => "ok".into(),
             Ok(Verified {
                 denied: Some(d), ..
             }) => format!("ok, then {d:?}"),
-            Err(e) => format!("{e:?}"),
+            // The key goes with every rejection after the store found one.
+            Err((e, key)) => {
+                let found = !matches!(e, Rejection::UnknownKey | Rejection::Unavailable);
+                assert_eq!(key.is_some(), found, "{e:?}");
+                format!("{e:?}")
+            }
         }
     }
 
@@ -295,7 +309,10 @@ mod tests {
             Decision::Call(key, limit) => {
                 format!("call {} {:?}", key.id(), limit.map(|l| l.remaining))
             }
-            Decision::Reject(r) => format!("{r:?}"),
+            Decision::Reject(r, key) => {
+                assert_eq!(key.as_deref().map(KeyRecord::id), Some("key_1"), "{r:?}");
+                format!("{r:?}")
+            }
         }
     }
 
