@@ -3,7 +3,8 @@
 //!
 //! - no request the layer refuses reaches the upstream;
 //! - accepted requests arrive without the client's key, hop-by-hop headers or client-made
-//!   `X-Forwarded-*`, with the gateway's `X-Request-Id`;
+//!   identity and `X-Forwarded-*` headers, with the gateway's identity headers and
+//!   `X-Request-Id`;
 //! - the upstream's status, headers and body come back unchanged apart from the contract's
 //!   headers (its hop-by-hop headers removed);
 //! - bodies stream both ways: the upstream reads a request body's first chunk before the
@@ -48,6 +49,9 @@ struct Keys {
     expired: String,
     /// `emails:send`, 1 request per second.
     slow: String,
+    /// `emails:send`, scoped to tenant `tn_42`, named `Zoë bot`.
+    tenant: String,
+    tenant_id: String,
     file: PathBuf,
 }
 
@@ -69,6 +73,7 @@ fn keys(test: &str) -> Keys {
     let past = SystemTime::now() - Duration::from_secs(3600);
     let (expired, _) = mint(send, &|r| r.with_expiry(past));
     let (slow, _) = mint(send, &|r| r.with_rate_limit(1));
+    let (tenant, tenant_id) = mint(send, &|r| r.with_name("Zoë bot").with_tenant("tn_42"));
     let dir = std::env::temp_dir().join(format!("ark-gateway-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("keys.json");
@@ -87,6 +92,8 @@ fn keys(test: &str) -> Keys {
         revoked,
         expired,
         slow,
+        tenant,
+        tenant_id,
         file,
     }
 }
@@ -236,8 +243,8 @@ async fn refused_requests_never_reach_the_upstream() {
 }
 
 /// What the upstream receives for an accepted request: the method, path, query and body as
-/// sent; none of the client's key, hop-by-hop headers or claims about forwarding; the
-/// gateway's `X-Forwarded-*` and `X-Request-Id`.
+/// sent; none of the client's key, hop-by-hop headers, made-up identity headers or claims
+/// about forwarding; the gateway's identity headers, `X-Forwarded-*` and `X-Request-Id`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_requests_arrive_without_the_key() {
     let Some((up, gw, k)) = setup("accepted").await else {
@@ -262,6 +269,13 @@ async fn accepted_requests_arrive_without_the_key() {
         ("x-hop-in", "private to the client's connection"),
         ("keep-alive", "timeout=5"),
         ("proxy-authorization", "Basic dXNlcjpwdw=="),
+        // Identity made up by the client, repeated: none of it may arrive.
+        ("x-ark-key-id", "key_admin_spoof"),
+        ("x-ark-key-id", "key_root_spoof"),
+        ("x-ark-key-name", "admin-spoof"),
+        ("x-ark-environment", "live-spoof"),
+        ("x-ark-permissions", "* spoof"),
+        ("x-ark-tenant", "tn_spoof"),
     ] {
         h.append(name, value.parse().unwrap());
     }
@@ -298,7 +312,45 @@ async fn accepted_requests_arrive_without_the_key() {
     ] {
         assert!(s.headers.get(gone).is_none(), "{gone} reached the upstream");
     }
-    let _ = &k.send_id;
+    // The client's key is not passed on, in any header.
+    assert!(s.headers.get("authorization").is_none());
+    let upstream_saw = format!("{:?} {:?}", s.headers, s.uri);
+    assert!(
+        !upstream_saw.contains(&k.send[9..]),
+        "the key reached the upstream: {upstream_saw}"
+    );
+    assert!(
+        !upstream_saw.contains("spoof"),
+        "client-made identity reached the upstream: {upstream_saw}"
+    );
+    // The gateway's identity headers, one of each.
+    let one = |name: &str| {
+        let values: Vec<_> = s.headers.get_all(name).iter().collect();
+        assert_eq!(values.len(), 1, "{name}: {values:?}");
+        values[0].to_str().unwrap().to_owned()
+    };
+    assert_eq!(one("x-ark-key-id"), k.send_id);
+    assert_eq!(one("x-ark-key-name"), "gw-send");
+    assert_eq!(one("x-ark-environment"), "test");
+    assert_eq!(one("x-ark-permissions"), "emails:send");
+    assert!(
+        s.headers.get("x-ark-tenant").is_none(),
+        "an organisation key has no tenant"
+    );
+
+    // A tenant key with a name that needs encoding: the tenant, the name percent-encoded.
+    let res = send(
+        gw.addr,
+        request(Method::GET, "/v1/x", Some(&k.tenant), full("")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen = up.seen();
+    let s = &seen[1];
+    assert!(s.headers.get("authorization").is_none());
+    assert_eq!(s.headers["x-ark-key-id"], k.tenant_id.as_str());
+    assert_eq!(s.headers["x-ark-key-name"], "Zo%C3%AB%20bot");
+    assert_eq!(s.headers["x-ark-tenant"], "tn_42");
 }
 
 /// Whatever the upstream answers (success, client error, its own 5xx) comes back with its
