@@ -3,6 +3,11 @@
 //! every count it must leave, read before and after: `ark_auth_requests_total` per outcome
 //! (and per key when asked), `ark_auth_store_lookup_seconds` once per lookup that went to
 //! the store, `ark_auth_limiter_failures_total` per failed limiter check.
+//!
+//! Runs with the `metrics` feature (`cargo test --all-features`); the benches build without
+//! it, so they measure the default build.
+
+#![cfg(feature = "metrics")]
 
 mod common;
 mod echo;

@@ -108,14 +108,13 @@ pub(crate) struct Reply {
 impl Reply {
     /// For a request of this HTTP version with these headers (the presented credentials
     /// among them, which the request id must not repeat).
+    #[cfg(any(test, feature = "axum"))]
     pub(crate) fn for_request(version: Version, headers: &HeaderMap) -> Self {
-        Reply {
-            id: RequestId::from_headers(headers),
-            grpc: Grpc::of(version, headers),
-        }
+        Reply::with_id(version, headers, None)
     }
 
-    /// [`for_request`](Self::for_request), with the request's id when it is known already.
+    /// How the layer answers a request of this version with these headers, with the
+    /// request's id when it is known already (read from the headers otherwise).
     pub(crate) fn with_id(version: Version, headers: &HeaderMap, id: Option<RequestId>) -> Self {
         Reply {
             id: id.unwrap_or_else(|| RequestId::from_headers(headers)),

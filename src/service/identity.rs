@@ -18,8 +18,9 @@ const ENCODED: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
 ///
 /// Before setting them the layer removes every header of these names the client sent (a
 /// header name matches in any spelling of its case, and every repeated copy goes), on every
-/// request it passes on: on a public route the upstream gets none of them, so a client can
-/// never make one up.
+/// request it passes on: on a public route, and on an optional one
+/// ([`Access::optional`](crate::Access::optional)) without credentials, the upstream gets
+/// none of them, so a client can never make one up.
 ///
 /// The defaults ([`IdentityHeaders::default`]):
 ///
