@@ -118,3 +118,9 @@ pub use response::RequestId;
 pub use service::{ArkAuth, ArkAuthLayer, LimiterFailure};
 pub use store::MemoryKeyStore;
 pub use token::Environment;
+
+// The README's `rust` code blocks compile and run as doc tests (its `rust,ignore` ones are
+// fragments).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

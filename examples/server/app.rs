@@ -28,6 +28,8 @@ where
     K: KeyStore + Clone,
     L: RateLimiter + Clone,
 {
+    // Installed before the first request, so that every request is counted.
+    let _ = super::metrics::recorder();
     let state = AppState::default();
     let auth = ArkAuthLayer::new(store)
         .rate_limiter(limiter)

@@ -97,6 +97,17 @@ pub async fn fleet_app(
     database_url: Option<&str>,
     redis_url: Option<&str>,
 ) -> Result<(Router, Option<Listener>), String> {
+    let (store, limiter, listener) = backends(records, database_url, redis_url).await?;
+    Ok((app_with(store, limiter), listener))
+}
+
+/// The key store, rate limiter and revocation listener of a run: PostgreSQL and Redis when
+/// their URLs are given, memory otherwise (also used by the gateway example).
+pub async fn backends(
+    records: Vec<KeyRecord>,
+    database_url: Option<&str>,
+    redis_url: Option<&str>,
+) -> Result<(DemoStore, DemoLimiter, Option<Listener>), String> {
     let (store, listener) = match database_url {
         Some(url) => {
             let (database, listener) = postgres_store(url, records).await?;
@@ -113,5 +124,5 @@ pub async fn fleet_app(
         Some(url) => DemoLimiter::Right(redis_limiter(url).await?),
         None => DemoLimiter::Left(MemoryRateLimiter::new()),
     };
-    Ok((app_with(store, limiter), listener))
+    Ok((store, limiter, listener))
 }

@@ -34,6 +34,7 @@ Options:
 
 Routes (JSON; Authorization: Bearer <key>):
   GET  /health                                  no authentication
+  GET  /metrics                                 no authentication (Prometheus text format)
   POST /v1/emails, /v1/emails/batch, /v1/emails/raw     emails:send
   GET  /v1/emails, /v1/emails/{id}              emails:read (organisation keys)
   GET  /v1/limits                               any valid key

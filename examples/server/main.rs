@@ -32,8 +32,8 @@
 //! The modules, in the order a request meets them: [`cli`] (the command line), [`keys`]
 //! (keys file or demo keys), [`backends`] (memory, PostgreSQL, Redis), [`app`](mod@app) (the router
 //! and its layers), [`routes`](mod@routes) (the one list of routes), [`handlers`] and [`emails`] (the
-//! stubs), [`reply`] (their JSON answers), [`log`] (the request log), [`serve`] (the
-//! connections).
+//! stubs), [`reply`] (their JSON answers), [`metrics`] (`GET /metrics`), [`log`] (the
+//! request log), [`serve`] (the connections).
 
 pub mod app;
 pub mod backends;
@@ -42,6 +42,7 @@ pub mod emails;
 pub mod handlers;
 pub mod keys;
 pub mod log;
+pub mod metrics;
 pub mod reply;
 pub mod routes;
 pub mod serve;

@@ -8,6 +8,7 @@ use super::emails::{get_email, list_emails, send_batch, send_email, send_raw, Ap
 use super::handlers::{
     health, limits, platform_webhook_item, platform_webhooks, tenant_item, tenant_resource,
 };
+use super::metrics::metrics;
 
 /// One route of the demo: the router's pattern, the methods it answers, what it requires,
 /// and its handler. [`app_with`](super::app::app_with) builds the router from these and [`route_table`] the
@@ -70,6 +71,12 @@ pub fn routes() -> Vec<DemoRoute> {
             Methods::GET,
             Access::Public,
             on_methods(Methods::GET, health),
+        ),
+        route(
+            "/metrics",
+            Methods::GET,
+            Access::Public,
+            on_methods(Methods::GET, metrics),
         ),
         route(
             "/v1/emails",

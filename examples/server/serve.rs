@@ -3,9 +3,11 @@
 //! [`LIMITS`]; the README's "Running it in production" gives the reasons for each value).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::Request;
@@ -82,9 +84,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it was accepted:
                     // wait a little rather than spin.
@@ -99,6 +101,7 @@ pub async fn serve(
         tokio::spawn(connection(
             Arc::clone(&builder),
             stream,
+            peer,
             router.clone(),
             limits,
             stopping.clone(),
@@ -129,10 +132,12 @@ impl Drop for InFlight {
 }
 
 /// Serves one connection, holding its slot, until it ends: closed by the client, by a
-/// timeout, idle for [`Limits::idle_timeout`], or by the server's shutdown.
+/// timeout, idle for [`Limits::idle_timeout`], or by the server's shutdown. Every request
+/// carries the client's address in its extensions (axum's `ConnectInfo<SocketAddr>`).
 async fn connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
@@ -140,7 +145,8 @@ async fn connection(
 ) {
     let (in_flight, mut busy) = watch::channel(0usize);
     let in_flight = Arc::new(in_flight);
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
         let counted = InFlight::new(&in_flight);
         let router = router.clone();
         async move {
