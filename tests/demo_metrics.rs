@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use ark_auth::key::{KeyHash, KeyRecord};
-use ark_auth::limit::{LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimiter};
+use ark_auth::limit::{LimitResult, LimiterError, MemoryRateLimiter, Quotas, RateLimiter};
 use ark_auth::store::{Answer, BoxLookup, KeyStore, LookupResult};
 use ark_auth::{generate_key, Environment, MemoryKeyStore, Permission, Permissions};
 use axum::Router;
@@ -75,10 +75,10 @@ struct Broken;
 
 impl RateLimiter for Broken {
     type Future = std::future::Ready<LimitResult>;
-    fn acquire(&self, _: &KeyRecord, _: Quota) -> Answer<LimitResult, Self::Future> {
+    fn acquire(&self, _: &KeyRecord, _: &Quotas) -> Answer<LimitResult, Self::Future> {
         Answer::Now(Err(LimiterError::new("the limiter is down")))
     }
-    fn peek(&self, _: &KeyRecord, _: Quota) -> Answer<LimitResult, Self::Future> {
+    fn peek(&self, _: &KeyRecord, _: &Quotas) -> Answer<LimitResult, Self::Future> {
         Answer::Now(Err(LimiterError::new("the limiter is down")))
     }
 }
