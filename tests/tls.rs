@@ -158,7 +158,7 @@ async fn postgres_wrong_ca_is_refused_and_the_layer_answers_503() {
         let store = PostgresKeyStore::connect_with(&url, options())
             .await
             .unwrap();
-        let e = chain(&store.migrate().await.unwrap_err());
+        let e = chain(&*store.migrate().await.unwrap_err());
         println!("sslmode={mode} with the wrong CA: {e}");
         assert!(e.contains("certificate"), "{mode}: {e}");
         assert!(!e.contains("ark-ci"), "{mode}: the password leaked: {e}");
@@ -185,7 +185,7 @@ async fn postgres_host_name_is_checked_by_verify_full_only() {
         &format!("sslmode=verify-full&sslrootcert={ca}"),
     );
     let e = chain(
-        &ConnectionSettings::from_url(&other)
+        &*ConnectionSettings::from_url(&other)
             .unwrap()
             .connect()
             .await
@@ -233,7 +233,7 @@ async fn postgres_require_and_prefer_encrypt_and_disable_is_refused_by_a_tls_onl
     );
     let plain = t.pg_with("sslmode=disable");
     let e = chain(
-        &ConnectionSettings::from_url(&plain)
+        &*ConnectionSettings::from_url(&plain)
             .unwrap()
             .connect()
             .await
@@ -268,7 +268,7 @@ async fn postgres_tls_settings_that_cannot_be_honoured_fail_at_connect() {
         ("sslmode=verify_full", "invalid sslmode"),
     ] {
         let e = chain(
-            &PostgresKeyStore::connect(&t.pg_with(params))
+            &*PostgresKeyStore::connect(&t.pg_with(params))
                 .await
                 .unwrap_err(),
         );
