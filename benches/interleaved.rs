@@ -186,6 +186,22 @@ fn main() {
                 )
             }),
         ),
+        (
+            "5d_ark_accept_exact_100k",
+            Box::new(|| {
+                // The exact sliding window with the default's limit of 10 (per millisecond,
+                // not second) on 1 000 keys in turn: about 2 requests per key and millisecond
+                // natively, all admitted.
+                let keys = (0..1_000).map(|i| bearer_request(&key_token(i))).collect();
+                let layer = ark_auth::ArkAuthLayer::new(store())
+                    .require(REQUIRED)
+                    .default_quota(ark_auth::limit::Quota::new(
+                        std::num::NonZeroU32::new(10).unwrap(),
+                        Duration::from_millis(1),
+                    ));
+                stack_runner(layer.layer(inner()), keys, 200, d)
+            }),
+        ),
         ("6_ark_unknown_key_100k", reject(unknown.clone(), 401)),
         ("7_ark_wrong_secret_100k", reject(wrong.clone(), 401)),
         (

@@ -258,10 +258,12 @@ fn bench_prims(c: &mut Criterion) {
     let limiter = MemoryRateLimiter::new();
     let record = store.records()[0].clone();
     g.bench_function("ark_MemoryRateLimiter_acquire", |b| {
-        b.iter(|| match limiter.acquire(black_box(&record), huge_quota()) {
-            Answer::Now(checked) => checked.unwrap().remaining,
-            Answer::Later(_) => unreachable!("the memory limiter answers now"),
-        })
+        b.iter(
+            || match limiter.acquire(black_box(&record), &huge_quota().into()) {
+                Answer::Now(checked) => checked.unwrap().remaining,
+                Answer::Later(_) => unreachable!("the memory limiter answers now"),
+            },
+        )
     });
     let tat = AtomicU64::new(0);
     let epoch = Instant::now();

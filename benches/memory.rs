@@ -90,31 +90,35 @@ fn main() {
         (rss1 - rss0) as f64 / n as f64
     );
 
-    // The limiter: one active window per key, then all idle and swept.
-    let limiter = MemoryRateLimiter::new();
-    let quota = Quota::new(NonZeroU32::new(10).unwrap(), Duration::from_millis(1));
+    // The limiter: one active window per key (10, 100 and 1 000 per second: an inline
+    // log, a log on the heap, the counter), then all idle and swept.
     let records = store.records();
-    let region = Region::new(GLOBAL);
-    for r in &records {
-        if let Answer::Later(_) = limiter.acquire(r, quota) {
-            unreachable!("the in-memory limiter answers now");
+    for limit in [10, 100, 1_000] {
+        let limiter = MemoryRateLimiter::new();
+        let quota = Quota::per_second(NonZeroU32::new(limit).unwrap()).into();
+        let region = Region::new(GLOBAL);
+        for r in &records {
+            if let Answer::Later(_) = limiter.acquire(r, &quota) {
+                unreachable!("the in-memory limiter answers now");
+            }
         }
+        let limiter_bytes = net_bytes(&region);
+        println!(
+            "MemoryRateLimiter, {limit} per second: {} active keys, {:.0} bytes/active key{}",
+            limiter.tracked_keys(),
+            limiter_bytes as f64 / records.len() as f64,
+            if limit == 10 { " (goal <= 64)" } else { "" }
+        );
+        std::thread::sleep(Duration::from_millis(2_100));
+        let region = Region::new(GLOBAL);
+        limiter.sweep();
+        println!(
+            "after the keys went idle and a sweep: {} tracked keys, {:.0} bytes/key freed",
+            limiter.tracked_keys(),
+            -net_bytes(&region) as f64 / n as f64
+        );
     }
-    let limiter_bytes = net_bytes(&region);
-    println!(
-        "MemoryRateLimiter: {} active keys, {:.0} bytes/active key (goal <= 64)",
-        limiter.tracked_keys(),
-        limiter_bytes as f64 / records.len() as f64
-    );
     drop(records);
-    std::thread::sleep(Duration::from_millis(5));
-    let region = Region::new(GLOBAL);
-    limiter.sweep();
-    println!(
-        "after the keys went idle and a sweep: {} tracked keys, {:.0} bytes/key freed",
-        limiter.tracked_keys(),
-        -net_bytes(&region) as f64 / n as f64
-    );
 
     // Allocations per call.
     let token = format!("Bearer {}", key_token(0));

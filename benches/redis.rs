@@ -50,9 +50,9 @@ fn sequential<L: RateLimiter>(
         let start = Instant::now();
         for _ in 0..iters {
             let answer = if peek {
-                l.peek(key, q)
+                l.peek(key, &q.into())
             } else {
-                l.acquire(key, q)
+                l.acquire(key, &q.into())
             };
             let d = answer.await.expect("limiter answers");
             std::hint::black_box(d);
@@ -98,7 +98,9 @@ fn bench(c: &mut Criterion) {
                 let q = quota();
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let checks = keys.iter().map(|k| redis.acquire(k, q).into_future());
+                    let checks = keys
+                        .iter()
+                        .map(|k| redis.acquire(k, &q.into()).into_future());
                     for d in futures::future::join_all(checks).await {
                         std::hint::black_box(d.expect("limiter answers"));
                     }

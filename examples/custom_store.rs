@@ -1,103 +1,99 @@
-//! Writing your own `KeyStore`: an async store with a real failure mode.
-//!
-//! The store below keeps records behind an async lock, as a stand-in for a database or a
-//! remote key service. It shows the three answers a store gives: a record, `None` ("no such
-//! key": the client gets 401), and an error ("store failed": the client gets 503 and the
-//! handler never runs).
-//!
-//! ```sh
-//! cargo run --example custom_store
-//! ```
+//! A `KeyStore` on SQLite: rows map to and from records through `keys_file::PlainRecord` (the
+//! keys file's rules: a bad row is an error, a 503), driver errors become `StoreError`s by `?`.
+//! `cargo run --example custom_store -- keys.db` serves `GET /` on
+//! 127.0.0.1:3000 with one new key, printed once. `tests/custom_store.rs` tests it over TCP.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use ark_auth::{
-    generate_key,
-    key::{KeyHash, KeyRecord},
-    store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError},
-    ArkAuthLayer, Environment, Permissions,
-};
-use http::{Request, Response};
-use tokio::sync::RwLock;
-use tower::{ServiceBuilder, ServiceExt};
+use ark_auth::key::{KeyHash, KeyRecord};
+use ark_auth::keys_file::PlainRecord;
+use ark_auth::store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError};
+use ark_auth::{generate_key, ArkAuthLayer, Environment, Permissions};
+use rusqlite::{Connection, OptionalExtension, Row};
 
-/// Records by hash, plus a switch to simulate an outage.
-#[derive(Clone, Default)]
-struct RemoteStore {
-    records: Arc<RwLock<HashMap<KeyHash, Arc<KeyRecord>>>>,
-    down: Arc<AtomicBool>,
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS api_keys (hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, environment TEXT NOT NULL,
+    permissions TEXT NOT NULL, tenant TEXT, expires_at TEXT, revoked INTEGER NOT NULL,
+    rate_limit INTEGER, metadata TEXT NOT NULL)";
+const INSERT: &str = "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const SELECT: &str = "SELECT * FROM api_keys WHERE hash = ?";
+
+/// Keys in one SQLite database (a file, or `:memory:`).
+#[derive(Clone)]
+pub struct SqliteStore(Arc<Mutex<Connection>>);
+
+impl SqliteStore {
+    pub fn open(path: &str) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore(Arc::new(Mutex::new(conn))))
+    }
+
+    pub fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let p = PlainRecord::from(record);
+        let (perms, meta) = (p.permissions.join(" "), serde_json::to_string(&p.metadata)?);
+        let first = rusqlite::params![p.hash, p.id, p.name, p.environment, perms, p.tenant];
+        let then = rusqlite::params![p.expires_at, p.revoked, p.rate_limit, meta];
+        self.conn().execute(INSERT, &*[first, then].concat())?;
+        Ok(())
+    }
+
+    /// The record of this hash, through the keys file's rules.
+    fn find(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let conn = self.conn();
+        let row = conn.query_row(SELECT, [hash.to_hex()], plain).optional()?;
+        let Some((mut plain, metadata)) = row else {
+            return Ok(None);
+        };
+        plain.metadata = serde_json::from_str(&metadata)?;
+        Ok(Some(KeyRecord::try_from(plain)?))
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic elsewhere while holding the lock leaves the connection usable.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("key service unreachable")]
-struct Unreachable;
+/// A row as plain fields (but the metadata), and its metadata column (JSON text).
+fn plain(r: &Row<'_>) -> rusqlite::Result<(PlainRecord, String)> {
+    let permissions: String = r.get("permissions")?;
+    let plain = PlainRecord {
+        hash: r.get("hash")?,
+        id: r.get("id")?,
+        name: r.get("name")?,
+        environment: r.get("environment")?,
+        permissions: permissions.split_whitespace().map(str::to_owned).collect(),
+        tenant: r.get("tenant")?,
+        expires_at: r.get("expires_at")?,
+        revoked: r.get("revoked")?,
+        rate_limit: r.get("rate_limit")?,
+        ..Default::default() // no metadata yet, one rate limit per second
+    };
+    Ok((plain, r.get("metadata")?))
+}
 
-impl KeyStore for RemoteStore {
-    // Real I/O: a boxed future. (The in-memory store answers `Answer::Now` and allocates
-    // nothing; a cache in front of a database would answer hits now and misses later.)
+impl KeyStore for SqliteStore {
     type Future = BoxLookup;
-
     fn lookup(&self, hash: &KeyHash) -> Answer<LookupResult, BoxLookup> {
-        // The future is 'static: clone what it needs, here two Arcs and the 32-byte hash.
-        let (records, down, hash) = (self.records.clone(), self.down.clone(), *hash);
+        let (store, hash) = (self.clone(), *hash);
+        // SQLite blocks: query on tokio's blocking pool (`?` turns a JoinError too).
         Answer::Later(Box::pin(async move {
-            tokio::task::yield_now().await; // a network round trip would be here
-            if down.load(Ordering::Relaxed) {
-                return Err(StoreError::new(Unreachable));
-            }
-            Ok(records.read().await.get(&hash).cloned())
+            let record = tokio::task::spawn_blocking(move || store.find(&hash)).await??;
+            Ok(record.map(Arc::new))
         }))
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = RemoteStore::default();
+    let store = SqliteStore::open(&std::env::args().nth(1).unwrap_or(":memory:".into()))?;
     let key = generate_key(Environment::Live)?;
-    let record = key
-        .record
-        .with_name("example")
-        .with_permissions(Permissions::ALL);
-    store
-        .records
-        .write()
-        .await
-        .insert(*record.hash(), Arc::new(record));
-
-    let app = ServiceBuilder::new()
-        .layer(ArkAuthLayer::new(store.clone()))
-        .service_fn(|_req: Request<String>| async {
-            Ok::<_, Infallible>(Response::new("handler ran".to_owned()))
-        });
-
-    let request = |token: &str| {
-        Request::get("/v1/limits")
-            .header("authorization", format!("Bearer {token}"))
-            .body(String::new())
-            .unwrap()
-    };
-
-    let ok = app
-        .clone()
-        .oneshot(request(key.plaintext.expose_secret()))
-        .await?;
-    println!("known key        -> {}", ok.status());
-
-    let unknown = app
-        .clone()
-        .oneshot(request("ark_live_0000000000000000000000000000"))
-        .await?;
-    println!("unknown key      -> {}", unknown.status());
-
-    store.down.store(true, Ordering::Relaxed);
-    let outage = app.oneshot(request(key.plaintext.expose_secret())).await?;
-    println!(
-        "store unreachable -> {} (Retry-After: {:?})",
-        outage.status(),
-        outage.headers().get("retry-after")
-    );
+    store.insert(&key.record.with_permissions(Permissions::ALL))?;
+    let token = key.plaintext.expose_secret();
+    println!("curl -H 'Authorization: Bearer {token}' 127.0.0.1:3000/");
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    axum::serve(listener, app.layer(ArkAuthLayer::new(store))).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::key::KeyRecord;
-use crate::limit::RateLimitDecision;
+use crate::limit::{Quotas, RateLimitDecision};
 use crate::permission::Permissions;
 use crate::token::Environment;
 
@@ -76,10 +76,15 @@ impl AuthenticatedKey {
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.record.expires_at()
     }
-    /// The key's own rate limit (requests per second), when its record overrides the
-    /// layer's default.
+    /// The key's own limit per second, when its record overrides the layer's default with
+    /// limits that include one (see [`KeyRecord::rate_limit`]).
     pub fn rate_limit(&self) -> Option<NonZeroU32> {
         self.record.rate_limit()
+    }
+    /// The key's own rate limits, each with its window, when its record overrides the
+    /// layer's default.
+    pub fn rate_limits(&self) -> Option<Quotas> {
+        self.record.rate_limits()
     }
     /// The key's rate-limit state after this request was counted (what the
     /// `X-RateLimit-*` headers say); `None` when the limiter failed and the request was

@@ -8,7 +8,7 @@ use pin_project_lite::pin_project;
 
 use crate::answer::Answer;
 use crate::key::{KeyHash, KeyRecord};
-use crate::limit::{LimitResult, Quota, RateLimiter};
+use crate::limit::{LimitResult, Quotas, RateLimiter};
 use crate::store::{KeyStore, LookupResult};
 
 /// One of two key stores, or one of two rate limiters: the back-end a deployment picks when
@@ -121,14 +121,14 @@ impl<L: KeyStore, R: KeyStore> KeyStore for Either<L, R> {
 impl<L: RateLimiter, R: RateLimiter> RateLimiter for Either<L, R> {
     type Future = EitherFuture<L::Future, R::Future>;
 
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
+    fn acquire(&self, key: &KeyRecord, quota: &Quotas) -> Answer<LimitResult, Self::Future> {
         match self {
             Either::Left(limiter) => wrapped(limiter.acquire(key, quota), EitherFuture::left),
             Either::Right(limiter) => wrapped(limiter.acquire(key, quota), EitherFuture::right),
         }
     }
 
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
+    fn peek(&self, key: &KeyRecord, quota: &Quotas) -> Answer<LimitResult, Self::Future> {
         match self {
             Either::Left(limiter) => wrapped(limiter.peek(key, quota), EitherFuture::left),
             Either::Right(limiter) => wrapped(limiter.peek(key, quota), EitherFuture::right),
@@ -144,7 +144,7 @@ mod tests {
 
     use super::*;
     use crate::key::generate_key;
-    use crate::limit::{LimiterError, MemoryRateLimiter};
+    use crate::limit::{LimiterError, MemoryRateLimiter, Quota};
     use crate::store::MemoryKeyStore;
     use crate::token::Environment;
 
@@ -168,10 +168,10 @@ mod tests {
 
     impl RateLimiter for Down {
         type Future = Ready<LimitResult>;
-        fn acquire(&self, _: &KeyRecord, _: Quota) -> Answer<LimitResult, Self::Future> {
+        fn acquire(&self, _: &KeyRecord, _: &Quotas) -> Answer<LimitResult, Self::Future> {
             Answer::Later(ready(Err(LimiterError::new("down"))))
         }
-        fn peek(&self, _: &KeyRecord, _: Quota) -> Answer<LimitResult, Self::Future> {
+        fn peek(&self, _: &KeyRecord, _: &Quotas) -> Answer<LimitResult, Self::Future> {
             Answer::Later(ready(Err(LimiterError::new("down"))))
         }
     }
@@ -180,8 +180,8 @@ mod tests {
         generate_key(Environment::Test).unwrap().record
     }
 
-    fn quota(n: u32) -> Quota {
-        Quota::per_second(NonZeroU32::new(n).unwrap())
+    fn quota(n: u32) -> Quotas {
+        Quota::per_second(NonZeroU32::new(n).unwrap()).into()
     }
 
     /// `answer` and whether it was answered now.
@@ -213,20 +213,20 @@ mod tests {
     async fn a_limiter_answers_as_the_side_it_holds() {
         let key = record();
         let memory: Either<MemoryRateLimiter, Down> = Either::Left(MemoryRateLimiter::new());
-        let (peeked, now) = settle(memory.peek(&key, quota(2))).await;
+        let (peeked, now) = settle(memory.peek(&key, &quota(2))).await;
         assert!(now);
         assert_eq!(peeked.unwrap().remaining, 2, "peek counts nothing");
         for remaining in [1, 0] {
-            let (d, _) = settle(memory.acquire(&key, quota(2))).await;
+            let (d, _) = settle(memory.acquire(&key, &quota(2))).await;
             let d = d.unwrap();
             assert!(d.allowed);
             assert_eq!(d.remaining, remaining);
         }
-        let (d, _) = settle(memory.acquire(&key, quota(2))).await;
+        let (d, _) = settle(memory.acquire(&key, &quota(2))).await;
         assert!(!d.unwrap().allowed);
 
         let down: Either<MemoryRateLimiter, Down> = Either::Right(Down);
-        for answer in [down.acquire(&key, quota(2)), down.peek(&key, quota(2))] {
+        for answer in [down.acquire(&key, &quota(2)), down.peek(&key, &quota(2))] {
             let (failed, now) = settle(answer).await;
             assert!(!now);
             assert!(failed.is_err());

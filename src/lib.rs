@@ -55,12 +55,16 @@
 //! # Cargo features
 //!
 //! - `serde`: the JSON keys-file loader (module `keys_file`).
+//! - `reload`: `keys_file::watch`, reloading a keys file into a running `MemoryKeyStore`
+//!   on SIGHUP and when the file changes (enables `serde`).
 //! - `axum`: [`AuthenticatedKey`] as an axum extractor; [`RouteTable`] reads the path of
 //!   axum's `OriginalUri` (the full path, also behind `nest`).
 //! - `cache`: the verification cache `cache::CachedKeyStore` in front of any store.
 //! - `postgres`: the PostgreSQL key store `postgres::PostgresKeyStore` with its schema,
 //!   revocation listener and `last_used_at` tracking (enables `cache`).
 //! - `redis`: `redis::RedisRateLimiter`, a rate limiter shared by a fleet through Redis.
+//! - `metrics`: the layer's counters and histogram (module `metrics`) on the `metrics`
+//!   facade, for any exporter.
 //!
 //! On docs.rs every feature is on, and each item says which feature it needs.
 
@@ -71,6 +75,7 @@
 mod answer;
 mod authenticated;
 mod chain;
+mod outcome;
 mod redact;
 
 pub mod either;
@@ -91,6 +96,8 @@ pub mod cache;
 mod json_members;
 #[cfg(feature = "serde")]
 pub mod keys_file;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
@@ -101,6 +108,7 @@ pub use authenticated::AuthenticatedKey;
 pub use authenticated::MissingAuthenticatedKey;
 pub use either::Either;
 pub use key::generate_key;
+pub use outcome::Refusal;
 pub use permission::{Permission, Permissions};
 pub use policy::{Access, AccessPolicy, RouteTable};
 pub use response::RequestId;

@@ -3,7 +3,7 @@
 
 use http::header::{HeaderMap, AUTHORIZATION};
 
-use crate::token::{parse_authorization, PREFIX_LEN};
+use crate::token::{parse_authorization, Token, PREFIX_LEN};
 
 /// Shortest run of presented credentials that counts as repeating them.
 const RUN: usize = 8;
@@ -50,6 +50,14 @@ pub fn repeats_credentials(headers: &HeaderMap, text: &[u8]) -> bool {
             Err(_) => shares_a_run(text, value, false),
         }
     })
+}
+
+/// [`repeats_credentials`] for a request whose only credential is the well-formed key
+/// `token` (what a request that authenticates presents): the same answer without reading
+/// the headers again.
+pub(crate) fn repeats_token(text: &[u8], token: &Token<'_>) -> bool {
+    looks_like_a_key(text)
+        || shares_a_run(text, &token.expose_secret().as_bytes()[PREFIX_LEN..], true)
 }
 
 /// Whether `b` contains a key prefix, `ark_live_` or `ark_test_`.

@@ -3,8 +3,10 @@
 //! test binary's global allocator.
 //!
 //! Every count is taken in the same test against baselines measured the same way: the bare
-//! inner service, and the bare inner service after inserting an `AuthenticatedKey` into the
-//! request's extensions (what the layer must do for the handler). Requests are built before
+//! inner service, and the bare inner service after inserting an `AuthenticatedKey` and a
+//! `RequestId` into the request's extensions (what the layer must do for the handler).
+//! Refusals carry a `Refusal` in their response's extensions: an extension map of their own
+//! (three allocations: the map, its table, the value). Requests are built before
 //! counting; each call is `poll_ready` + `call` + one poll (the in-memory store and limiter
 //! answer at once) and the response is dropped inside the counted part. The counter is global,
 //! so the tests of this file take a lock and never run their counted parts at the same time.
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use ark_auth::{
     key::KeyRecord, limit::Quota, token::Token, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore,
-    Permission, Permissions,
+    Permission, Permissions, RequestId,
 };
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -153,6 +155,7 @@ fn baselines(
     let bare_with_extension = allocs_per_call(inner, &req, StatusCode::OK, |r| {
         r.extensions_mut()
             .insert(AuthenticatedKey::new(Arc::clone(key)));
+        r.extensions_mut().insert(RequestId::generate());
     });
     Baselines {
         bare,
@@ -223,7 +226,8 @@ fn accept_with_a_large_limit_allocates_only_the_extension() {
 }
 
 /// The rejection paths never reach the inner service; what they allocate is their own
-/// response's header map (two buffers). The JSON body is a head shared per thread and a tail
+/// response's header map (two buffers) and its extensions holding the `Refusal` (three:
+/// the map, its table, the value). The JSON body is a head shared per thread and a tail
 /// carved from the thread's block, which is renewed every few dozen rejections (the 0.02).
 /// Bounded so a regression shows: the bounds are today's counts.
 #[test]
@@ -235,7 +239,7 @@ fn reject_paths_allocations_are_bounded() {
             "401 unknown key",
             bearer(UNKNOWN),
             StatusCode::UNAUTHORIZED,
-            2.1,
+            5.1,
         ),
         (
             "401 wrong secret",
@@ -246,32 +250,32 @@ fn reject_paths_allocations_are_bounded() {
                 typical_request(Some(&format!("Bearer {t}")))
             },
             StatusCode::UNAUTHORIZED,
-            2.1,
+            5.1,
         ),
         (
             "401 revoked",
             bearer(REVOKED),
             StatusCode::UNAUTHORIZED,
-            2.1,
+            5.1,
         ),
         (
             "401 malformed",
             typical_request(Some("Bearer ark_live_nope")),
             StatusCode::UNAUTHORIZED,
-            2.1,
+            5.1,
         ),
         (
             "401 missing",
             typical_request(None),
             StatusCode::UNAUTHORIZED,
-            2.1,
+            5.1,
         ),
-        ("403", bearer(NO_PERMISSION), StatusCode::FORBIDDEN, 2.1),
+        ("403", bearer(NO_PERMISSION), StatusCode::FORBIDDEN, 5.1),
         (
             "429",
             bearer(1), // through `hourly` below: one request per hour
             StatusCode::TOO_MANY_REQUESTS,
-            2.1,
+            5.1,
         ),
         // the same request on the bare service, for scale
         ("(bare service)", bearer(0), StatusCode::OK, 0.0),

@@ -496,6 +496,42 @@ fn bad_keys_file_names_the_entry_and_loads_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A keys file entry with several limits: `/v1/limits` and the headers describe the window
+/// closest to refusing (the minute), and the minute's refusal names it.
+#[tokio::test]
+async fn keys_file_rate_limits_apply_with_their_windows() {
+    let dir = std::env::temp_dir().join(format!("ark-demo-windows-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.json");
+    let token = "ark_test_0123456789abcdefWIN";
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"keys": [{{"key": "{token}", "name": "windows", "permissions": ["*"], "rate_limits": {{"second": 5, "minute": 2}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let app = server::app(server::load_keys(&path).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    for remaining in [1, 0] {
+        let res = call(&app, Method::GET, "/v1/limits", Some(token), "").await;
+        assert_eq!(res.status, StatusCode::OK);
+        let rl = &res.json["data"]["rateLimit"];
+        assert_eq!(
+            (rl["limit"].as_u64(), rl["period"].as_str()),
+            (Some(2), Some("minute"))
+        );
+        assert_eq!(rl["remaining"], remaining);
+        assert_eq!(res.headers["x-ratelimit-limit"], "2");
+    }
+    let res = call(&app, Method::GET, "/v1/limits", Some(token), "").await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        res.json["error"]["message"],
+        "Rate limit exceeded: 2 requests per minute"
+    );
+}
+
 /// The demo server's connection limits exist with the values the README gives.
 #[test]
 fn connection_limits_have_the_documented_values() {

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use ark_auth::key::{KeyHash, KeyRecord};
-use ark_auth::limit::{BoxLimit, LimitResult, LimiterError, Quota, RateLimiter};
+use ark_auth::limit::{BoxLimit, LimitResult, LimiterError, Quotas, RateLimiter};
 use ark_auth::store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError};
 use ark_auth::{
     generate_key, ArkAuthLayer, Environment, LimiterFailure, MemoryKeyStore, Permissions,
@@ -38,10 +38,10 @@ struct DownLimiter;
 
 impl RateLimiter for DownLimiter {
     type Future = BoxLimit;
-    fn acquire(&self, _: &KeyRecord, _: Quota) -> Answer<LimitResult, BoxLimit> {
+    fn acquire(&self, _: &KeyRecord, _: &Quotas) -> Answer<LimitResult, BoxLimit> {
         Answer::Later(Box::pin(async { Err(LimiterError::new("redis is down")) }))
     }
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
+    fn peek(&self, key: &KeyRecord, quota: &Quotas) -> Answer<LimitResult, BoxLimit> {
         self.acquire(key, quota)
     }
 }

@@ -44,8 +44,13 @@ impl tonic::server::UnaryService<Ping> for Echo {
     fn call(&mut self, req: Request<Ping>) -> Self::Future {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let key = req.extensions().get::<AuthenticatedKey>().cloned();
+        // The layer hides the caller's credentials: no `authorization` metadata gets here.
+        let credentials = req.metadata().get("authorization").is_some();
         Box::pin(async move {
             let key = key.ok_or_else(|| Status::internal("no authenticated key"))?;
+            if credentials {
+                return Err(Status::internal("the service saw the caller's key"));
+            }
             Ok(Response::new(Ping {
                 text: format!("{} {}", key.id(), req.into_inner().text),
             }))

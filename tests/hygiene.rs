@@ -505,6 +505,11 @@ fn no_log_line_response_or_debug_string_repeats_a_secret_on_any_path() {
         "rate limiter failed; serving without rate limit",
         "rate limiter failed; answering 503",
         "403 without rate-limit headers",
+        // one event per decision, and the timings at TRACE
+        "request accepted",
+        "outcome=\"accepted\"",
+        "key store answered",
+        "rate limiter answered",
     ] {
         assert!(
             text.contains(expected),

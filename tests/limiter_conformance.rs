@@ -85,11 +85,11 @@ fn quota(limit: u32, window: Duration) -> Quota {
 const LONG: Duration = Duration::from_secs(60);
 
 async fn acquire<L: RateLimiter>(l: &L, k: &KeyRecord, q: Quota) -> RateLimitDecision {
-    l.acquire(k, q).await.expect("the limiter answers")
+    l.acquire(k, &q.into()).await.expect("the limiter answers")
 }
 
 async fn peek<L: RateLimiter>(l: &L, k: &KeyRecord, q: Quota) -> RateLimitDecision {
-    l.peek(k, q).await.expect("the limiter answers")
+    l.peek(k, &q.into()).await.expect("the limiter answers")
 }
 
 fn unix_now() -> u64 {

@@ -53,7 +53,6 @@ fn seen(id: Option<&RequestId>) -> String {
 async fn spawn<K: KeyStore + Clone>(flavor: Flavor, store: K) -> SocketAddr {
     let layer = ArkAuthLayer::new(store)
         .policy(policy)
-        .request_id_extension(true)
         .rate_limiter(MemoryRateLimiter::new())
         .default_quota(Quota::per_second(NonZeroU32::new(1000).unwrap()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -127,6 +126,8 @@ async fn the_inner_service_gets_the_request_id_the_layer_used() {
                     (200, "trace-42_a.b"),
                     "{flavor:?} {path}"
                 );
+                // The response says the same id.
+                assert_eq!(res.header_all("x-request-id"), [b"trace-42_a.b"]);
 
                 for raw in [
                     request("GET", path, &[bearer(&token)]),
@@ -136,6 +137,7 @@ async fn the_inner_service_gets_the_request_id_the_layer_used() {
                 ] {
                     let res = send(addr, &raw).await;
                     assert_eq!(res.status, 200, "{flavor:?} {path}");
+                    assert_eq!(res.header("x-request-id"), Some(res.body_text()));
                     assert!(
                         is_fresh(&res.body_text()),
                         "{flavor:?} {path}: {}",
@@ -155,26 +157,44 @@ async fn the_inner_service_gets_the_request_id_the_layer_used() {
     }
 }
 
-/// Off by default: handing the id on costs the accept path (see
-/// `ArkAuthLayer::request_id_extension`), so a layer that did not ask gives none.
+/// `X-Request-Id` on the inner service's responses: the handler's own is kept, and
+/// `request_id_header(false)` leaves the response alone (the extension stays).
 #[tokio::test]
-async fn no_request_id_unless_asked_for() {
+async fn the_response_header_keeps_the_handlers_own_and_can_be_turned_off() {
     use tower::{ServiceBuilder, ServiceExt};
-    let svc = ServiceBuilder::new()
-        .layer(ArkAuthLayer::new(ark_auth::MemoryKeyStore::new()).policy(Access::Public))
-        .service_fn(|req: http::Request<String>| async move {
-            let mut res = http::Response::new(String::new());
-            if req.extensions().get::<RequestId>().is_some() {
-                *res.status_mut() = http::StatusCode::ACCEPTED;
-            }
-            Ok::<_, std::convert::Infallible>(res)
-        });
-    let req = http::Request::get("/")
-        .header("x-request-id", "abc-1")
-        .body(String::new())
-        .unwrap();
+    let handler = |req: http::Request<String>| async move {
+        let mut res = http::Response::new(seen(req.extensions().get::<RequestId>()));
+        if req.uri().path() == "/own" {
+            res.headers_mut()
+                .insert("x-request-id", http::HeaderValue::from_static("handler-1"));
+        }
+        Ok::<_, std::convert::Infallible>(res)
+    };
+    let req = |path: &str| {
+        http::Request::get(path)
+            .header("x-request-id", "abc-1")
+            .body(String::new())
+            .unwrap()
+    };
+    let layer = ArkAuthLayer::new(ark_auth::MemoryKeyStore::new()).policy(Access::Public);
+    let on = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(handler);
+    let res = on.clone().oneshot(req("/")).await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-1");
+    let res = on.oneshot(req("/own")).await.unwrap();
+    let ids: Vec<_> = res.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(ids, ["handler-1"]);
+    let off = ServiceBuilder::new()
+        .layer(layer.request_id_header(false))
+        .service_fn(handler);
+    let res = off.oneshot(req("/")).await.unwrap();
+    assert!(res.headers().get("x-request-id").is_none());
     assert_eq!(
-        svc.oneshot(req).await.unwrap().status(),
-        http::StatusCode::OK
+        http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+        "abc-1"
     );
 }

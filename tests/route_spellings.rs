@@ -90,7 +90,7 @@ fn fixture() -> Fixture {
 fn allowed(key: &KeyRecord, access: &Access, tenant: Option<&str>) -> bool {
     match access {
         Access::Public => true,
-        Access::Key { permissions, scope } => {
+        Access::Key { permissions, scope } | Access::Optional { permissions, scope } => {
             key.permissions().contains_all(*permissions)
                 && match (key.tenant(), scope, tenant) {
                     (None, _, _) => true,

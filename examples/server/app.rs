@@ -32,7 +32,6 @@ where
     let auth = ArkAuthLayer::new(store)
         .rate_limiter(limiter)
         .default_quota(DEFAULT_QUOTA)
-        .request_id_extension(true)
         .policy(route_table());
     routes()
         .into_iter()

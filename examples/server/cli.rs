@@ -18,6 +18,8 @@ Options:
                    \"tenant\": \"tn_42\", \"expires_at\": \"2027-01-01T00:00:00Z\", \"revoked\": false,
                    \"rate_limit\": 10}]}
                  A bad file stops the server with a message naming the entry.
+                 In memory (no --database-url), the file is reloaded on SIGHUP and when it
+                 changes: a bad file then changes nothing and is logged.
                  Without --keys, demo test keys are generated and printed once.
   --database-url URL  keep keys in PostgreSQL (or set DATABASE_URL), e.g.
                  postgres://user:password@host:5432/db: the schema is applied, --keys FILE

@@ -1,9 +1,9 @@
 //! The handlers besides the emails: health, the key's limits, the management stubs and the
 //! router's fallbacks.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use ark_auth::{limit::Quota, AuthenticatedKey, Permission, Permissions};
+use ark_auth::{AuthenticatedKey, Permission, Permissions};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -46,24 +46,34 @@ pub async fn limits(key: AuthenticatedKey, rid: Rid) -> Response {
         permissions: Names,
         tenant: Option<&'a str>,
     }
+    // The window the layer's headers describe (of several, the one closest to refusing).
+    const MINUTE: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(86_400);
+    let period = |window: Duration| match window {
+        MINUTE => "minute",
+        HOUR => "hour",
+        DAY => "day",
+        _ => "second",
+    };
     let rate_limit = match key.rate_limit_state() {
         Some(d) => RateLimit {
             limit: d.limit,
-            period: "second",
+            period: period(d.window),
             remaining: Some(d.remaining),
             reset: Some(d.reset),
         },
-        // The limiter failed and the layer served the request without a limit.
-        None => RateLimit {
-            limit: key
-                .rate_limit()
-                .map_or(DEFAULT_QUOTA, Quota::per_second)
-                .limit()
-                .get(),
-            period: "second",
-            remaining: None,
-            reset: None,
-        },
+        // The limiter failed and the layer served the request without a limit: the key's
+        // shortest window.
+        None => {
+            let quota = key.rate_limits().map_or(DEFAULT_QUOTA, |q| q.as_slice()[0]);
+            RateLimit {
+                limit: quota.limit().get(),
+                period: period(quota.window()),
+                remaining: None,
+                reset: None,
+            }
+        }
     };
     ok(
         &rid,

@@ -17,8 +17,8 @@ fn describe(record: &KeyRecord) -> String {
     if let Some(t) = record.tenant() {
         s.push_str(&format!("; tenant {t} only"));
     }
-    if let Some(n) = record.rate_limit() {
-        s.push_str(&format!("; {n} requests/s"));
+    if let Some(limits) = record.rate_limits() {
+        s.push_str(&format!("; rate limits {limits}"));
     }
     if record.is_revoked() {
         s.push_str("; revoked");
@@ -84,9 +84,23 @@ pub fn load_records(path: &std::path::Path) -> Result<Vec<KeyRecord>, String> {
         );
     }
     println!();
-    // The same checks as the in-memory store (no duplicate id or hash), before any import.
-    MemoryKeyStore::from_records(records.clone()).map_err(|e| format!("keys file: {e}"))?;
+    // No duplicate id or hash: the keys file refuses them, before any import.
     Ok(records)
+}
+
+/// Reloads the keys file into the running in-memory store on SIGHUP and whenever the file
+/// changes, as a diff, all or nothing (a bad file is logged, naming the entry, and the keys
+/// loaded before are still served). Keep the watcher while serving.
+pub fn watch_keys(
+    path: &std::path::Path,
+    store: &MemoryKeyStore,
+) -> Result<keys_file::KeysFileWatcher, String> {
+    let watcher = keys_file::watch(path, store.clone()).map_err(|e| e.to_string())?;
+    println!(
+        "Reloading {} on SIGHUP and when it changes.",
+        path.display()
+    );
+    Ok(watcher)
 }
 
 fn permission_names(p: Permissions) -> Vec<&'static str> {

@@ -55,7 +55,7 @@ pub use routes::{on_methods, route_table, routes, DemoRoute, TENANT_RESOURCES};
 use ark_auth::MemoryKeyStore;
 use backends::fleet_app;
 use cli::{env_url, parse_args, shown, Cli, USAGE};
-use keys::{demo_records, load_records};
+use keys::{demo_records, load_records, watch_keys};
 use serve::shutdown_signal;
 
 #[tokio::main]
@@ -98,13 +98,18 @@ async fn main() -> ExitCode {
         })
         .map_err(|e| format!("cannot generate demo keys: {e}")),
     };
+    let mut reloading = None;
     let routed = match records {
         Err(e) => Err(e),
         // In memory, as ever.
         Ok(records) if database_url.is_none() && redis_url.is_none() => {
             MemoryKeyStore::from_records(records)
-                .map(|store| (app(store), None))
                 .map_err(|e| format!("keys file: {e}"))
+                .and_then(|store| {
+                    // A keys file is reloaded while serving.
+                    reloading = keys.as_deref().map(|p| watch_keys(p, &store)).transpose()?;
+                    Ok((app(store), None))
+                })
         }
         Ok(records) => fleet_app(records, database_url.as_deref(), redis_url.as_deref()).await,
     };
@@ -130,5 +135,6 @@ async fn main() -> ExitCode {
     println!("  try: curl -s http://{addr}/v1/limits -H \"Authorization: Bearer <key>\"");
     println!("  SDKs: ARK_BASE_URL=http://{addr}/v1 ARK_API_KEY=<key>");
     serve::serve(listener, router, serve::LIMITS, shutdown_signal()).await;
+    drop(reloading);
     ExitCode::SUCCESS
 }

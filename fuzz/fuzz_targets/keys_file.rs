@@ -1,11 +1,13 @@
 //! The keys-file loader on arbitrary text: never panics; what it accepts has no duplicate
 //! hash or id and writes back (`record_to_json`) to a file that loads the same records; an
-//! error never repeats a grammar-valid token found anywhere in the input.
+//! error never repeats a grammar-valid token found anywhere in the input. Accepted records
+//! also round-trip through `PlainRecord`.
 #![no_main]
 
 use std::collections::HashSet;
 
-use ark_auth::keys_file::{parse, record_to_json};
+use ark_auth::key::KeyRecord;
+use ark_auth::keys_file::{parse, record_to_json, PlainRecord};
 use libfuzzer_sys::fuzz_target;
 
 /// Every `ark_live_`/`ark_test_` token (16+ alphanumerics) in `text`, by its body.
@@ -37,6 +39,14 @@ fuzz_target!(|data: &[u8]| {
             let written = format!("{{\"keys\": {}}}", serde_json_text(&keys));
             let again = parse(&written).expect("written keys file loads");
             assert_eq!(again, records, "round trip through record_to_json");
+            for r in &records {
+                let plain: PlainRecord = serde_json::from_value(record_to_json(r)).unwrap();
+                assert_eq!(
+                    KeyRecord::try_from(plain).unwrap(),
+                    *r,
+                    "round trip through PlainRecord"
+                );
+            }
         }
         Err(e) => {
             let shown = format!("{e} {e:?}");

@@ -9,8 +9,11 @@ use compact_str::CompactString;
 use sha2::{Digest, Sha256};
 
 use super::KeyHash;
+use crate::limit::{Quota, Quotas};
 use crate::permission::Permissions;
 use crate::token::{Environment, Token};
+
+const SECOND: Duration = Duration::from_secs(1);
 
 /// A stored API key: everything about it but the secret, which exists only as its hash.
 ///
@@ -18,8 +21,9 @@ use crate::token::{Environment, Token};
 /// these): read them with the accessors ([`KeyRecord::id`], [`KeyRecord::permissions`], …),
 /// build with [`KeyRecord::new`] and the `with_*` methods, change with the `set_*` methods.
 /// The id is kept inline up to 24 bytes (ids look like `key_<16 hex>`, 20 bytes); the
-/// per-request fields are inline; the name, tenant and metadata sit behind one pointer,
-/// allocated only when one of them is set.
+/// per-request fields are inline (a single per-second rate limit among them); the name,
+/// tenant, metadata and any other rate limits sit behind one pointer, allocated only when
+/// one of them is set.
 ///
 /// ```
 /// use ark_auth::{Environment, Permissions};
@@ -43,10 +47,13 @@ pub struct KeyRecord {
     expires_at: Option<NonZeroU64>,
     /// Name, tenant and metadata; `None` while all are empty.
     details: Option<Box<Details>>,
+    /// The key's own limits when they are one per-second limit.
     rate_limit: Option<NonZeroU32>,
     permissions: Permissions,
     environment: Environment,
     revoked: bool,
+    /// The key's own limits are `details.rate_limits` (any other set than one per second).
+    limits_in_details: bool,
 }
 
 /// The rarely read fields of a record, allocated only when one is set.
@@ -55,11 +62,15 @@ struct Details {
     name: String,
     tenant: Option<String>,
     metadata: BTreeMap<String, String>,
+    rate_limits: Option<Quotas>,
 }
 
 impl Details {
     fn is_empty(&self) -> bool {
-        self.name.is_empty() && self.tenant.is_none() && self.metadata.is_empty()
+        self.name.is_empty()
+            && self.tenant.is_none()
+            && self.metadata.is_empty()
+            && self.rate_limits.is_none()
     }
 }
 
@@ -95,6 +106,7 @@ impl KeyRecord {
             permissions: Permissions::NONE,
             environment,
             revoked: false,
+            limits_in_details: false,
         }
     }
 
@@ -135,9 +147,30 @@ impl KeyRecord {
         self
     }
 
-    /// Sets the per-key rate limit in requests per second (0 is treated as 1).
+    /// Sets the key's own rate limit to `per_second` requests per second (0 is treated as
+    /// 1), replacing the layer's default and any other limit of the key.
     pub fn with_rate_limit(mut self, per_second: u32) -> Self {
-        self.rate_limit = Some(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN));
+        self.set_rate_limit(Some(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN)));
+        self
+    }
+
+    /// Sets the key's own rate limits, each with its window (10 per second and 10 000 per
+    /// day, say), replacing the layer's default and any earlier limit of the key: a request
+    /// must fit every one of them.
+    ///
+    /// ```
+    /// use ark_auth::Environment;
+    /// use ark_auth::key::{KeyHash, KeyRecord};
+    /// use ark_auth::limit::Quotas;
+    ///
+    /// let limits: Quotas = "10/s,10000/d".parse().unwrap();
+    /// let record = KeyRecord::new("key_1", KeyHash::from_bytes([1; 32]), Environment::Live)
+    ///     .with_rate_limits(limits);
+    /// assert_eq!(record.rate_limits(), Some(limits));
+    /// assert_eq!(record.rate_limit().map(|n| n.get()), Some(10), "its per-second limit");
+    /// ```
+    pub fn with_rate_limits(mut self, limits: Quotas) -> Self {
+        self.set_rate_limits(Some(limits));
         self
     }
 
@@ -187,9 +220,25 @@ impl KeyRecord {
         self.revoked
     }
 
-    /// Requests per second for this key, overriding the layer's default.
+    /// The key's own limit per second, if its own limits include one (they replace the
+    /// layer's default; see [`KeyRecord::rate_limits`] for all of them).
     pub fn rate_limit(&self) -> Option<NonZeroU32> {
+        if self.limits_in_details {
+            let limits = self.rate_limits()?;
+            let per_second = limits.iter().find(|q| q.window() == SECOND)?;
+            return Some(per_second.limit());
+        }
         self.rate_limit
+    }
+
+    /// The key's own rate limits, each with its window, which replace the layer's default;
+    /// `None` when the key has none of its own.
+    pub fn rate_limits(&self) -> Option<Quotas> {
+        match (self.rate_limit, self.limits_in_details) {
+            (Some(n), _) => Some(Quotas::one(Quota::per_second(n))),
+            (None, false) => None,
+            (None, true) => self.details.as_ref()?.rate_limits,
+        }
     }
 
     /// Free metadata handed to the application with the key.
@@ -240,9 +289,28 @@ impl KeyRecord {
         self.revoked = revoked;
     }
 
-    /// Sets (`None`: clears) the key's own rate limit in requests per second.
+    /// Sets the key's own limits to one limit per second, or (`None`) clears all of the
+    /// key's own limits (the layer's default applies).
     pub fn set_rate_limit(&mut self, per_second: Option<NonZeroU32>) {
-        self.rate_limit = per_second;
+        self.set_rate_limits(per_second.map(|n| Quotas::one(Quota::per_second(n))));
+    }
+
+    /// Sets the key's own limits (see [`KeyRecord::with_rate_limits`]), or (`None`) clears
+    /// them. They are kept shortest window first (so two records with the same limits are
+    /// equal whatever order they were given in). One limit per second is kept inline; any
+    /// other set in the allocated details.
+    pub fn set_rate_limits(&mut self, limits: Option<Quotas>) {
+        let limits = limits.map(shortest_window_first);
+        let inline = limits.and_then(|q| match q.as_slice() {
+            [one] if one.window() == SECOND => Some(one.limit()),
+            _ => None,
+        });
+        let boxed = limits.filter(|_| inline.is_none());
+        self.rate_limit = inline;
+        self.limits_in_details = boxed.is_some();
+        if boxed.is_some() || self.details.is_some() {
+            self.edit_details(|d| d.rate_limits = boxed);
+        }
     }
 
     /// Replaces the metadata.
@@ -285,7 +353,7 @@ impl PartialEq for KeyRecord {
         self.hash == other.hash
             && self.id == other.id
             && self.expires_at == other.expires_at
-            && self.rate_limit == other.rate_limit
+            && self.rate_limits() == other.rate_limits()
             && self.permissions == other.permissions
             && self.environment == other.environment
             && self.revoked == other.revoked
@@ -308,10 +376,18 @@ impl fmt::Debug for KeyRecord {
             .field("tenant", &self.tenant())
             .field("expires_at", &self.expires_at())
             .field("revoked", &self.revoked)
-            .field("rate_limit", &self.rate_limit)
+            .field("rate_limits", &self.rate_limits())
             .field("metadata", self.metadata())
             .finish()
     }
+}
+
+fn shortest_window_first(quotas: Quotas) -> Quotas {
+    let mut sorted = [Quota::DEFAULT; Quotas::MAX];
+    let sorted = &mut sorted[..quotas.len()];
+    sorted.copy_from_slice(quotas.as_slice());
+    sorted.sort_by_key(Quota::window);
+    Quotas::new(sorted).unwrap_or(quotas)
 }
 
 fn derived_id(hash: &KeyHash) -> String {
@@ -376,6 +452,49 @@ mod tests {
         assert_eq!(emptied, r, "equality ignores an empty details box");
         let long = KeyRecord::new("x".repeat(100), r.hash, Environment::Live);
         assert_eq!(long.id(), "x".repeat(100));
+    }
+
+    #[test]
+    fn several_rate_limits_live_in_the_details_one_per_second_inline() {
+        let t = Token::parse("ark_test_0123456789abcdefXYZ").unwrap();
+        let r = KeyRecord::from_token(&t);
+        assert_eq!((r.rate_limits(), r.rate_limit()), (None, None));
+        let per_second = r.clone().with_rate_limit(7);
+        assert!(
+            per_second.details.is_none(),
+            "one per-second limit: no allocation"
+        );
+        assert_eq!(per_second.rate_limits(), Some("7/s".parse().unwrap()));
+        let same: Quotas = "7/second".parse().unwrap();
+        assert_eq!(r.clone().with_rate_limits(same), per_second);
+        assert!(r.clone().with_rate_limits(same).details.is_none());
+
+        let several: Quotas = "10/s,100/min,10000/d".parse().unwrap();
+        let shuffled: Quotas = "10000/d,10/s,100/min".parse().unwrap();
+        assert_eq!(
+            r.clone().with_rate_limits(shuffled).rate_limits(),
+            Some(several)
+        );
+        let mut k = r.clone().with_rate_limits(several);
+        assert_eq!(k.rate_limits(), Some(several));
+        assert_eq!(k.rate_limit().map(NonZeroU32::get), Some(10));
+        assert_eq!(k.name(), "");
+        assert_ne!(k, per_second);
+        assert!(format!("{k:?}").contains("86400"), "{k:?}");
+        let per_minute: Quotas = "100/min".parse().unwrap();
+        k.set_rate_limits(Some(per_minute));
+        assert_eq!((k.rate_limits(), k.rate_limit()), (Some(per_minute), None));
+        // Back to one per second: inline again, the details box gone.
+        k.set_rate_limit(NonZeroU32::new(3));
+        assert_eq!(k.rate_limits(), Some("3/s".parse().unwrap()));
+        assert!(k.details.is_none());
+        // Names stay when the limits go.
+        let mut named = r.clone().with_name("n").with_rate_limits(several);
+        named.set_rate_limits(None);
+        assert_eq!((named.name(), named.rate_limits()), ("n", None));
+        named.set_name("");
+        assert!(named.details.is_none());
+        assert_eq!(named, r);
     }
 
     #[test]

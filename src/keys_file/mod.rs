@@ -1,6 +1,8 @@
 //! The JSON keys file (feature `serde`): loading it into records ([`load`], [`parse`]),
-//! saving records to it atomically ([`save`]), and the plain form of a record that SQL rows
-//! and documents map to ([`PlainRecord`], the same rules as a file's entry).
+//! saving records to it atomically ([`save`]), reloading it into a running store as a diff
+//! ([`reload`]; on SIGHUP and file changes with `watch`, feature `reload`), and the plain
+//! form of a record that SQL rows and documents map to ([`PlainRecord`], the same rules as
+//! a file's entry).
 //!
 //! ```json
 //! {"keys": [
@@ -13,7 +15,10 @@
 //! An entry has either `key` (a plaintext token, hashed at load) or `hash` (as written by
 //! [`save`] and [`record_to_json`], and printed by the `keygen` example) with `environment`. `permissions` is
 //! required (`["*"]` for full access); `id`, `name`, `tenant`, `expires_at` (RFC 3339),
-//! `revoked`, `rate_limit` (requests per second) and `metadata` (string values) are optional.
+//! `revoked`, `rate_limit` (requests per second) or `rate_limits` (several limits, each with
+//! its window: `{"second": 10, "day": 10000}`; windows `second`, `minute`, `hour`, `day`, or
+//! a count with `ms`, `s`, `min`, `h`, `d` such as `30s`) and `metadata` (string values) are
+//! optional.
 //! Unknown fields, unknown permissions, duplicate keys or ids, and a member repeated inside
 //! any object (`"revoked"` twice in an entry, a `metadata` name twice, `"keys"` twice) are
 //! errors: loading is all or nothing, and every error names the entry (by index and name)
@@ -44,6 +49,7 @@ use crate::key::KeyRecord;
 mod parse;
 mod plain;
 mod raw;
+mod reload;
 mod rules;
 mod save;
 mod scrub;
@@ -51,6 +57,9 @@ mod stream;
 
 pub use parse::parse;
 pub use plain::{InvalidRecord, PlainRecord};
+pub use reload::reload;
+#[cfg(feature = "reload")]
+pub use reload::{watch, KeysFileWatcher};
 pub use save::save;
 
 /// A keys file that cannot be loaded. Never contains a key.

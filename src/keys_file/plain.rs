@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU32;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 use super::raw::{Got, RawEntry};
 use super::{rules, scrub, shown_name};
 use crate::key::KeyRecord;
+use crate::limit::window_member;
 use crate::permission::Permissions;
 
 /// A [`KeyRecord`] in plain fields: what a row of an SQL table (or a document of an HTTP
@@ -46,7 +48,7 @@ use crate::permission::Permissions;
 /// assert!(err.to_string().contains("emails:sned"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PlainRecord {
     /// Public identifier, 1 to 128 characters.
     pub id: String,
@@ -66,9 +68,15 @@ pub struct PlainRecord {
     pub expires_at: Option<String>,
     /// Whether the key is revoked.
     pub revoked: bool,
-    /// The key's own rate limit, requests per second (at least 1).
+    /// The key's own rate limit, requests per second (at least 1), when that is its only
+    /// limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u32>,
+    /// The key's own rate limits otherwise: limit by window (`"second"`, `"minute"`,
+    /// `"hour"`, `"day"`, or a count with `ms`, `s`, `min`, `h`, `d` such as `"30s"`), one to
+    /// four of them. At most one of `rate_limit` and `rate_limits` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<BTreeMap<String, u32>>,
     /// Free metadata handed to the application with the key.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
@@ -84,6 +92,10 @@ impl From<&KeyRecord> for PlainRecord {
                 .map(|p| p.as_str().to_owned())
                 .collect()
         };
+        // One per-second limit is `rate_limit`; any other set, `rate_limits`.
+        let per_second = r
+            .rate_limit()
+            .filter(|_| r.rate_limits().is_some_and(|q| q.len() == 1));
         PlainRecord {
             id: r.id().to_owned(),
             name: r.name().to_owned(),
@@ -95,7 +107,12 @@ impl From<&KeyRecord> for PlainRecord {
                 .expires_at()
                 .and_then(|at| OffsetDateTime::from(at).format(&Rfc3339).ok()),
             revoked: r.is_revoked(),
-            rate_limit: r.rate_limit().map(|n| n.get()),
+            rate_limit: per_second.map(NonZeroU32::get),
+            rate_limits: r.rate_limits().filter(|_| per_second.is_none()).map(|q| {
+                q.iter()
+                    .map(|q| (window_member(q.window()), q.limit().get()))
+                    .collect()
+            }),
             metadata: r.metadata().clone(),
         }
     }
@@ -120,6 +137,14 @@ impl From<PlainRecord> for RawEntry {
             expires_at: p.expires_at.into(),
             revoked: Got::Value(p.revoked),
             rate_limit: p.rate_limit.map(u64::from).into(),
+            rate_limits: p
+                .rate_limits
+                .map(|m| {
+                    m.into_iter()
+                        .map(|(w, n)| (w, Some(u64::from(n))))
+                        .collect()
+                })
+                .into(),
             metadata: Got::Value(p.metadata),
             ..RawEntry::default()
         }
@@ -170,6 +195,7 @@ impl fmt::Debug for PlainRecord {
             .field("expires_at", &self.expires_at)
             .field("revoked", &self.revoked)
             .field("rate_limit", &self.rate_limit)
+            .field("rate_limits", &self.rate_limits)
             .field("metadata", &self.metadata)
             .finish()
     }

@@ -75,6 +75,8 @@ pub(super) struct RawEntry {
     pub(super) expires_at: Got<String>,
     pub(super) revoked: Got<bool>,
     pub(super) rate_limit: Got<u64>,
+    /// `rate_limits`: window and limit (`None` when not an unsigned integer), in order.
+    pub(super) rate_limits: Got<Vec<(String, Option<u64>)>>,
     pub(super) metadata: Got<BTreeMap<String, String>>,
 }
 
@@ -108,6 +110,9 @@ impl RawEntry {
         }
         if let Got::Value(m) = &self.metadata {
             out.extend(m.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
+        }
+        if let Got::Value(limits) = &self.rate_limits {
+            out.extend(limits.iter().map(|(window, _)| window.as_str()));
         }
         out.extend(self.unknown.as_deref());
         out
@@ -183,6 +188,18 @@ impl Expected for Vec<String> {
     }
 }
 
+/// An object of limits by window (a value that is not an unsigned integer kept as `None`,
+/// for a message naming its window).
+impl Expected for Vec<(String, Option<u64>)> {
+    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        let mut out = Vec::new();
+        while let Some((window, n)) = map.next_entry::<String, Got<u64>>()? {
+            out.push((window, n.present().ok().flatten()));
+        }
+        Ok(Some(out))
+    }
+}
+
 /// An object of strings (`Wrong` when any value is not one).
 impl Expected for BTreeMap<String, String> {
     fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
@@ -220,6 +237,13 @@ impl<'de, T: Expected> Visitor<'de> for GotVisitor<T> {
     }
     fn visit_unit<E>(self) -> Result<Got<T>, E> {
         Ok(Got::Null)
+    }
+    // Formats with options (a row's NULL column) rather than JSON's null.
+    fn visit_none<E>(self) -> Result<Got<T>, E> {
+        Ok(Got::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Got<T>, D::Error> {
+        Got::deserialize(d)
     }
     fn visit_bool<E>(self, b: bool) -> Result<Got<T>, E> {
         Ok(got(T::from_bool(b)))
@@ -279,6 +303,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
                 Member::ExpiresAt => e.expires_at = map.next_value()?,
                 Member::Revoked => e.revoked = map.next_value()?,
                 Member::RateLimit => e.rate_limit = map.next_value()?,
+                Member::RateLimits => e.rate_limits = map.next_value()?,
                 Member::Metadata => e.metadata = map.next_value()?,
                 Member::Other(name) => {
                     if e.unknown.is_none() {
@@ -329,6 +354,7 @@ enum Member {
     ExpiresAt,
     Revoked,
     RateLimit,
+    RateLimits,
     Metadata,
     Other(String),
 }
@@ -360,6 +386,7 @@ impl Visitor<'_> for MemberVisitor {
             "expires_at" => Member::ExpiresAt,
             "revoked" => Member::Revoked,
             "rate_limit" => Member::RateLimit,
+            "rate_limits" => Member::RateLimits,
             "metadata" => Member::Metadata,
             other => Member::Other(other.chars().take(64).collect()),
         })

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::raw::{Got, RawEntry};
 use crate::key::{KeyHash, KeyRecord};
+use crate::limit::quotas_from_members;
 use crate::permission::Permissions;
 use crate::token::{Environment, Token};
 
@@ -110,6 +111,17 @@ pub(super) fn record(e: RawEntry) -> Result<KeyRecord, String> {
         .map_err(|()| "`rate_limit` must be a whole number of requests per second, at least 1")?
     {
         record = record.with_rate_limit(n);
+    }
+    let rate_limits = e.rate_limits.nullable().map_err(|()| {
+        "`rate_limits` must be an object from window to limit, e.g. {\"second\": 10, \"day\": 10000}"
+    })?;
+    if let Some(limits) = rate_limits {
+        if record.rate_limits().is_some() {
+            return Err("has both `rate_limit` and `rate_limits`; give one".into());
+        }
+        let limits = quotas_from_members(limits.iter().map(|(w, n)| (w.as_str(), *n)))
+            .map_err(|e| format!("`rate_limits`: {e}"))?;
+        record.set_rate_limits(Some(limits));
     }
     match e.metadata {
         Got::Absent => {}

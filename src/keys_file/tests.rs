@@ -182,3 +182,112 @@ fn hash_entries_round_trip() {
     assert!(!text.contains(K));
     assert_eq!(parse(&text).unwrap(), vec![r]);
 }
+
+#[test]
+fn rate_limits_several_windows_strictly() {
+    let r = &one(&format!(
+        r#"{{"key": "{K}", "permissions": [], "rate_limits": {{"day": 10000, "second": 10, "30s": 3}}}}"#
+    ))
+    .unwrap()[0];
+    assert_eq!(r.rate_limits(), Some("10/s,3/30s,10000/d".parse().unwrap()));
+    assert_eq!(r.rate_limit().map(|n| n.get()), Some(10));
+    // Written back as `rate_limits`, read back the same; one per-second limit stays
+    // `rate_limit`.
+    let json = record_to_json(r);
+    assert_eq!(
+        json["rate_limits"],
+        serde_json::json!({"second": 10, "30s": 3, "day": 10000})
+    );
+    assert!(json.get("rate_limit").is_none());
+    let text = serde_json::json!({"keys": [json]}).to_string();
+    assert_eq!(&parse(&text).unwrap()[0], r);
+    let one_per_second = &one(&format!(
+        r#"{{"key": "{K}", "permissions": [], "rate_limits": {{"second": 4}}}}"#
+    ))
+    .unwrap()[0];
+    assert_eq!(record_to_json(one_per_second)["rate_limit"], 4);
+    assert!(record_to_json(one_per_second).get("rate_limits").is_none());
+    let null = &one(&format!(
+        r#"{{"key": "{K}", "permissions": [], "rate_limits": null}}"#
+    ))
+    .unwrap()[0];
+    assert_eq!(null.rate_limits(), None);
+
+    for (limits, says) in [
+        (r#"{"week": 1}"#.to_owned(), "unknown window \"week\""),
+        (r#"{"second": 0}"#.to_owned(), "limit per second"),
+        (r#"{"minute": "10"}"#.to_owned(), "limit per minute"),
+        (
+            r#"{"second": 1, "1s": 2}"#.to_owned(),
+            "window second is given twice",
+        ),
+        (r#"{"second": 1, "second": 2}"#.to_owned(), "rate_limits"),
+        (r#"{}"#.to_owned(), "no rate limit"),
+        (r#"[10]"#.to_owned(), "must be an object"),
+        (
+            r#"{"s": 1, "m": 1, "h": 1, "d": 1, "2d": 1}"#.to_owned(),
+            "more than 4",
+        ),
+        (format!(r#"{{"{K}": 1}}"#), "unknown window"),
+    ] {
+        let entry = format!(
+            r#"{{"key": "{K}", "name": "multi", "permissions": [], "rate_limits": {limits}}}"#
+        );
+        let e = one(&entry).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(
+            (e.entry, e.name.as_deref()),
+            (Some(0), Some("multi")),
+            "{msg}"
+        );
+        assert!(msg.contains(says), "{limits}: {msg}");
+        assert!(!msg.contains("0123456789"), "leaks the key: {msg}");
+    }
+    let both = format!(
+        r#"{{"key": "{K}", "name": "both", "permissions": [], "rate_limit": 5, "rate_limits": {{"day": 9}}}}"#
+    );
+    let e = one(&both).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("both `rate_limit` and `rate_limits`"),
+        "{e}"
+    );
+    assert_eq!(e.entry, Some(0));
+}
+
+#[test]
+fn plain_records_carry_several_rate_limits() {
+    let several: crate::limit::Quotas = "10/s,100/min,10000/d".parse().unwrap();
+    let record = one(&format!(r#"{{"key": "{K}", "permissions": []}}"#)).unwrap()[0]
+        .clone()
+        .with_rate_limits(several);
+    let plain = PlainRecord::from(&record);
+    assert_eq!(plain.rate_limit, None);
+    let limits = plain.rate_limits.clone().unwrap();
+    assert_eq!(
+        limits,
+        std::collections::BTreeMap::from([
+            ("second".into(), 10),
+            ("minute".into(), 100),
+            ("day".into(), 10000)
+        ])
+    );
+    assert_eq!(KeyRecord::try_from(plain.clone()).unwrap(), record);
+    let json = serde_json::to_string(&plain).unwrap();
+    assert_eq!(serde_json::from_str::<PlainRecord>(&json).unwrap(), plain);
+    // One per second: `rate_limit`, as before.
+    let per_second = PlainRecord::from(&record.clone().with_rate_limit(3));
+    assert_eq!(
+        (per_second.rate_limit, per_second.rate_limits),
+        (Some(3), None)
+    );
+    // The keys file's rules, by the same code.
+    let mut both = plain.clone();
+    both.rate_limit = Some(4);
+    let e = KeyRecord::try_from(both).unwrap_err().to_string();
+    assert!(e.contains("both `rate_limit` and `rate_limits`"), "{e}");
+    let mut week = plain;
+    week.rate_limits = Some(std::collections::BTreeMap::from([("week".into(), 1)]));
+    let e = KeyRecord::try_from(week).unwrap_err().to_string();
+    assert!(e.contains("`rate_limits`: unknown window \"week\""), "{e}");
+}

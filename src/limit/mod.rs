@@ -1,8 +1,19 @@
-//! Per-key rate limiting: the [`RateLimiter`] trait a limiter implements, its [`Quota`] and
-//! [`RateLimitDecision`], and the in-memory [`MemoryRateLimiter`]. The sliding window
-//! counter both built-in limiters share is a pure function (module `window`).
+//! Per-key rate limiting: the [`RateLimiter`] trait a limiter implements, its [`Quota`]s
+//! ([`Quotas`], the limits one request must fit) and [`RateLimitDecision`], and the
+//! in-memory [`MemoryRateLimiter`]. The windows both built-in limiters share are pure
+//! functions: the exact sliding window (module `log`) and, above its range, the sliding
+//! window counter (module `window`).
 
+mod combine;
+mod entry;
+#[cfg(feature = "postgres")]
+mod json;
+mod log;
 mod memory;
+#[cfg(test)]
+pub(crate) mod model_tests;
+mod quotas;
+mod text;
 mod window;
 
 use std::future::Future;
@@ -14,7 +25,14 @@ use std::time::Duration;
 use crate::key::KeyRecord;
 
 pub use crate::store::{Answer, AnswerFuture, MapFuture};
+#[cfg(feature = "postgres")]
+pub(crate) use json::{quotas_from_json, quotas_to_json};
+#[cfg(feature = "redis")]
+pub(crate) use log::{Spec, Summary};
 pub use memory::MemoryRateLimiter;
+pub use quotas::{Quotas, QuotasError};
+pub use text::QuotaParseError;
+pub(crate) use text::{quotas_from_members, window_member, window_name};
 #[cfg(feature = "redis")]
 pub(crate) use window::{decision_at, WindowState};
 
@@ -99,11 +117,15 @@ pub struct RateLimitDecision {
     pub reset: u64,
     /// When refused: how long until one request would be admitted.
     pub retry_after: Option<Duration>,
+    /// The window this decision describes (of the check's [`Quotas`], the one
+    /// [`RateLimitDecision::combine`] picks).
+    pub window: Duration,
 }
 
 impl RateLimitDecision {
     /// An admitted request: `remaining` of `limit` left after it, the whole limit free
-    /// again at the Unix second `reset`.
+    /// again at the Unix second `reset`; a one-second window unless
+    /// [`with_window`](Self::with_window) says otherwise.
     pub const fn admitted(limit: u32, remaining: u32, reset: u64) -> Self {
         RateLimitDecision {
             allowed: true,
@@ -111,7 +133,13 @@ impl RateLimitDecision {
             remaining,
             reset,
             retry_after: None,
+            window: Duration::from_secs(1),
         }
+    }
+
+    /// The same decision, describing the window `window`.
+    pub const fn with_window(self, window: Duration) -> Self {
+        RateLimitDecision { window, ..self }
     }
 
     /// A refused request: nothing of `limit` left, one request admitted again after
@@ -123,6 +151,7 @@ impl RateLimitDecision {
             remaining: 0,
             reset,
             retry_after: Some(retry_after),
+            window: Duration::from_secs(1),
         }
     }
 
@@ -149,20 +178,22 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// The future of a check answered later.
     type Future: Future<Output = LimitResult> + Send + 'static;
 
-    /// Checks the limit of `key` and, when admitted, counts the request.
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future>;
+    /// Checks the limits of `key` and, when the request fits every one of `quotas`, counts
+    /// it in each; when one refuses, it is counted in none. The decision describes the
+    /// window [`RateLimitDecision::combine`] picks.
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future>;
 
-    /// The current state of `key`'s limit, counting nothing (for the headers of a 403).
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future>;
+    /// The current state of `key`'s limits, counting nothing (for the headers of a 403).
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future>;
 }
 
 impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
     type Future = L::Future;
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        (**self).acquire(key, quota)
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future> {
+        (**self).acquire(key, quotas)
     }
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, Self::Future> {
-        (**self).peek(key, quota)
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, Self::Future> {
+        (**self).peek(key, quotas)
     }
 }
 
@@ -207,6 +238,7 @@ mod tests {
             remaining: 0,
             reset: 0,
             retry_after: Some(Duration::from_millis(1)),
+            window: Duration::from_secs(1),
         };
         assert_eq!(d.retry_after_secs(), 1);
         let d = RateLimitDecision {

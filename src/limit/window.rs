@@ -16,8 +16,8 @@ pub(crate) struct WindowState {
     pub(crate) curr: u32,
 }
 
-/// The outcome of [`WindowState::check`], in microseconds since the epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The outcome of a check of one window, in microseconds since the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Outcome {
     pub(crate) allowed: bool,
     pub(crate) remaining: u32,
@@ -109,12 +109,15 @@ impl Clock {
             .unwrap_or_default();
         Clock {
             epoch: Instant::now(),
-            epoch_unix_us: u64::try_from(unix.as_micros()).unwrap_or(0),
+            epoch_unix_us: u64::try_from(unix.as_micros())
+                .unwrap_or(0)
+                .saturating_sub(1),
         }
     }
 
+    /// Microseconds since the epoch, plus one (a log's times are never 0).
     pub(crate) fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX / 4)
+        u64::try_from(self.epoch.elapsed().as_micros()).map_or(u64::MAX / 4, |t| t + 1)
     }
 
     pub(crate) fn decision(&self, o: Outcome, quota: Quota) -> RateLimitDecision {
@@ -131,6 +134,7 @@ pub(crate) fn decision_at(epoch_unix_us: u64, o: Outcome, quota: Quota) -> RateL
         remaining: o.remaining,
         reset: (epoch_unix_us + o.reset_at).div_ceil(1_000_000),
         retry_after: o.retry_after.map(Duration::from_micros),
+        window: quota.window(),
     }
 }
 

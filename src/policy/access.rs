@@ -41,7 +41,8 @@ impl<'a> RequestHead<'a> {
 /// let platform = Access::require(Permission::WebhooksManage).organisation_only();
 /// let any_key = Access::any_key();
 /// let health = Access::Public;
-/// # let _ = (send, tenant_domains, platform, any_key, health);
+/// let docs = Access::optional();
+/// # let _ = (send, tenant_domains, platform, any_key, health, docs);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -53,6 +54,23 @@ pub enum Access {
         permissions: Permissions,
         /// Which keys may act: any, an organisation-level key or one of a tenant, or only an
         /// organisation-level key.
+        scope: KeyScope,
+    },
+    /// Authentication when the client asks for it: a request without any `Authorization`
+    /// header passes anonymously (the inner service finds no
+    /// [`AuthenticatedKey`](crate::AuthenticatedKey), and the `Option<AuthenticatedKey>`
+    /// extractor gives `None`); a request with one is held to `permissions` and `scope`
+    /// exactly as [`Access::Key`] holds it, and refused as it would be, so a mistyped key is
+    /// never silently anonymous.
+    ///
+    /// A header with another scheme (`Authorization: Basic …`), or an empty one, is a
+    /// present header: refused with 401 `authentication_required`, as on a route that needs
+    /// a key. The contract puts another scheme with missing credentials, and the only
+    /// request this variant lets through without a key is one without the header at all.
+    Optional {
+        /// Permissions a presented key must hold (empty: any valid key).
+        permissions: Permissions,
+        /// Which keys may act, when one is presented.
         scope: KeyScope,
     },
 }
@@ -80,6 +98,41 @@ impl Access {
         }
     }
 
+    /// A valid key when the request presents one, anonymous when it has no `Authorization`
+    /// header at all (see [`Access::Optional`]).
+    ///
+    /// ```
+    /// use ark_auth::{Access, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore};
+    /// use http::{Request, Response, StatusCode};
+    /// use std::convert::Infallible;
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(ArkAuthLayer::new(MemoryKeyStore::new()).policy(Access::optional()))
+    ///     .service_fn(|req: Request<String>| async move {
+    ///         let who = match req.extensions().get::<AuthenticatedKey>() {
+    ///             Some(key) => key.id().to_owned(),
+    ///             None => "anonymous".to_owned(),
+    ///         };
+    ///         Ok::<_, Infallible>(Response::new(who))
+    ///     });
+    /// let anonymous = Request::get("/").body(String::new()).unwrap();
+    /// assert_eq!(svc.clone().oneshot(anonymous).await.unwrap().status(), StatusCode::OK);
+    /// let typo = Request::get("/")
+    ///     .header("authorization", "Bearer ark_live_typo")
+    ///     .body(String::new())
+    ///     .unwrap();
+    /// assert_eq!(svc.oneshot(typo).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    /// # }
+    /// ```
+    pub const fn optional() -> Self {
+        Access::Optional {
+            permissions: Permissions::NONE,
+            scope: KeyScope::Any,
+        }
+    }
+
     /// A valid key holding all of `permissions`.
     pub fn require(permissions: impl Into<Permissions>) -> Self {
         Access::Key {
@@ -89,14 +142,22 @@ impl Access {
     }
 
     /// The request addresses `tenant`'s resources: a key scoped to another tenant is
-    /// refused. No effect on [`Access::Public`], nor on an organisation-only requirement
-    /// (the stricter of the two stays).
+    /// refused (with [`Access::Optional`], when one is presented). No effect on
+    /// [`Access::Public`], nor on an organisation-only requirement (the stricter of the two
+    /// stays).
     pub fn for_tenant(self, tenant: impl Into<String>) -> Self {
         match self {
             Access::Key {
                 permissions,
                 scope: KeyScope::Any | KeyScope::Tenant(_),
             } => Access::Key {
+                permissions,
+                scope: KeyScope::Tenant(tenant.into()),
+            },
+            Access::Optional {
+                permissions,
+                scope: KeyScope::Any | KeyScope::Tenant(_),
+            } => Access::Optional {
                 permissions,
                 scope: KeyScope::Tenant(tenant.into()),
             },
@@ -119,6 +180,10 @@ impl Access {
         match self {
             Access::Public => Access::Public,
             Access::Key { permissions, .. } => Access::Key {
+                permissions,
+                scope: KeyScope::Organisation,
+            },
+            Access::Optional { permissions, .. } => Access::Optional {
                 permissions,
                 scope: KeyScope::Organisation,
             },

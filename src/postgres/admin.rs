@@ -46,7 +46,8 @@ impl PostgresKeyStore {
             .execute(
                 "UPDATE ark_api_keys SET key_hash = $2, name = $3, environment = $4, \
                  permissions = $5, tenant = $6, expires_at = $7, revoked = $8, \
-                 rate_limit = $9, metadata = $10::text::jsonb WHERE id = $1",
+                 rate_limit = $9, metadata = $10::text::jsonb, rate_limits = $11::text::jsonb \
+                 WHERE id = $1",
                 &p.refs(),
             )
             .await

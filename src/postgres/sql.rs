@@ -9,6 +9,7 @@ use tokio_postgres::Row;
 
 use super::StoredKey;
 use crate::key::{KeyHash, KeyRecord};
+use crate::limit::{quotas_from_json, quotas_to_json};
 use crate::permission::Permissions;
 use crate::store::StoreError;
 use crate::token::Environment;
@@ -18,23 +19,25 @@ pub(super) const MIGRATION_LOCK: i64 = 0x61726b5f61757468; // "ark_auth"
 
 pub(super) const COLUMNS: &str =
     "id, key_hash, name, environment, permissions, tenant, expires_at, \
-                       revoked, rate_limit, metadata::text";
+                       revoked, rate_limit, metadata::text, rate_limits::text";
 
 pub(super) const LOOKUP: &str =
     "SELECT id, key_hash, name, environment, permissions, tenant, expires_at, \
-                      revoked, rate_limit, metadata::text FROM ark_api_keys WHERE key_hash = $1";
+                      revoked, rate_limit, metadata::text, rate_limits::text \
+                      FROM ark_api_keys WHERE key_hash = $1";
 
 pub(super) const UPSERT: &str = "INSERT INTO ark_api_keys \
-     (id, key_hash, name, environment, permissions, tenant, expires_at, revoked, rate_limit, metadata) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb) \
+     (id, key_hash, name, environment, permissions, tenant, expires_at, revoked, rate_limit, metadata, \
+      rate_limits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11::text::jsonb) \
      ON CONFLICT (id) DO UPDATE SET key_hash = EXCLUDED.key_hash, name = EXCLUDED.name, \
      environment = EXCLUDED.environment, permissions = EXCLUDED.permissions, \
      tenant = EXCLUDED.tenant, expires_at = EXCLUDED.expires_at, revoked = EXCLUDED.revoked, \
-     rate_limit = EXCLUDED.rate_limit, metadata = EXCLUDED.metadata";
+     rate_limit = EXCLUDED.rate_limit, metadata = EXCLUDED.metadata, \
+     rate_limits = EXCLUDED.rate_limits";
 
 pub(super) const INSERT: &str = "INSERT INTO ark_api_keys \
-     (id, key_hash, name, environment, permissions, tenant, expires_at, revoked, rate_limit, metadata) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb)";
+     (id, key_hash, name, environment, permissions, tenant, expires_at, revoked, rate_limit, metadata, \
+      rate_limits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11::text::jsonb)";
 
 pub(super) const TOUCH: &str = "UPDATE ark_api_keys AS k SET last_used_at = v.t \
      FROM unnest($1::bytea[], $2::timestamptz[]) AS v(h, t) \
@@ -63,6 +66,7 @@ pub(super) struct Params {
     revoked: bool,
     rate_limit: Option<i32>,
     metadata: String,
+    rate_limits: Option<String>,
 }
 
 impl Params {
@@ -76,14 +80,16 @@ impl Params {
             tenant: r.tenant().map(str::to_owned),
             expires_at: r.expires_at(),
             revoked: r.is_revoked(),
-            rate_limit: r
-                .rate_limit()
-                .map(|n| i32::try_from(n.get()).unwrap_or(i32::MAX)),
+            rate_limit: per_second_only(r).map(|n| i32::try_from(n.get()).unwrap_or(i32::MAX)),
             metadata: metadata_json(r.metadata()),
+            rate_limits: r
+                .rate_limits()
+                .filter(|_| per_second_only(r).is_none())
+                .map(|q| quotas_to_json(&q).to_string()),
         }
     }
 
-    pub(super) fn refs(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
+    pub(super) fn refs(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
         [
             &self.id,
             &self.hash,
@@ -95,8 +101,16 @@ impl Params {
             &self.revoked,
             &self.rate_limit,
             &self.metadata,
+            &self.rate_limits,
         ]
     }
+}
+
+/// The key's limit when its own limits are one per second (the `rate_limit` column);
+/// other limits go to `rate_limits`.
+fn per_second_only(r: &KeyRecord) -> Option<NonZeroU32> {
+    r.rate_limit()
+        .filter(|_| r.rate_limits().is_some_and(|q| q.len() == 1))
 }
 
 fn metadata_json(m: &BTreeMap<String, String>) -> String {
@@ -131,6 +145,16 @@ pub(super) fn record(row: &Row) -> Result<KeyRecord, StoreError> {
                 .ok_or_else(|| bad(format!("rate_limit {n} is not positive")))?,
         ),
     };
+    let rate_limits: Option<String> = row.try_get(10).map_err(err)?;
+    let rate_limits = match (rate_limits, rate_limit) {
+        (None, _) => None,
+        (Some(_), Some(_)) => return Err(bad("both rate_limit and rate_limits are set".into())),
+        (Some(text), None) => Some(
+            serde_json::from_str(&text)
+                .map_err(|_| bad("rate_limits is not JSON".into()))
+                .and_then(|v| quotas_from_json(&v).map_err(bad))?,
+        ),
+    };
     let metadata: String = row.try_get(9).map_err(err)?;
     let metadata: BTreeMap<String, String> = serde_json::from_str(&metadata)
         .map_err(|_| bad("metadata is not an object of strings".into()))?;
@@ -145,6 +169,9 @@ pub(super) fn record(row: &Row) -> Result<KeyRecord, StoreError> {
     record.set_tenant(tenant);
     record.set_expiry(expires_at);
     record.set_rate_limit(rate_limit);
+    if rate_limits.is_some() {
+        record.set_rate_limits(rate_limits);
+    }
     record.set_metadata(metadata);
     Ok(record)
 }
@@ -152,7 +179,7 @@ pub(super) fn record(row: &Row) -> Result<KeyRecord, StoreError> {
 pub(super) fn stored_key(row: &Row) -> Result<StoredKey, StoreError> {
     Ok(StoredKey {
         record: record(row)?,
-        created_at: row.try_get(10).map_err(err)?,
-        last_used_at: row.try_get(11).map_err(err)?,
+        created_at: row.try_get(11).map_err(err)?,
+        last_used_at: row.try_get(12).map_err(err)?,
     })
 }

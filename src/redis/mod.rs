@@ -19,21 +19,25 @@
 //!
 //! # Algorithm and accuracy
 //!
-//! The same sliding window counter as [`MemoryRateLimiter`](crate::limit::MemoryRateLimiter)
-//! (previous window's count weighted by how much of it still overlaps, plus the current
-//! window's count), run by one Lua script on the server: the read, the verdict and the
-//! increment are one atomic step, so N instances sharing one Redis admit at most the key's
-//! limit per window in total, exactly as one in-memory limiter would. The clock is the
-//! server's (`TIME`), so instances with skewed clocks agree on the windows. The script
-//! returns the counters it saw and the limiter computes `X-RateLimit-Remaining`,
-//! `X-RateLimit-Reset` and `Retry-After` from them with the in-memory limiter's own code:
-//! the same [`RateLimitDecision`] for the same counters. The script's arithmetic is exact
-//! while `limit × window` stays under 2⁵³ microseconds (limit × window-in-seconds under
-//! 9·10⁹: any per-second limit).
+//! The same windows as [`MemoryRateLimiter`](crate::limit::MemoryRateLimiter): the exact
+//! sliding window (a log of the last `limit` admission times) up to a limit of 128, the
+//! sliding window counter above. One Lua script per request checks every window of the
+//! check and records the request in all of them when it fits all, in one atomic step on the
+//! server's clock (`TIME`): N instances sharing one Redis never admit more than the key's
+//! limit in any interval of one window's length, measured by Redis's clock, exactly as one
+//! in-memory limiter would, and skewed instance clocks do not matter. Whatever the number
+//! of windows, a check is one round trip. The script returns what it saw (per window: the
+//! admissions still counting, the one that blocks, the newest) and the limiter computes
+//! `X-RateLimit-Remaining`, `X-RateLimit-Reset` and `Retry-After` from it with the
+//! in-memory limiter's own code: the same [`RateLimitDecision`](crate::limit::RateLimitDecision)
+//! for the same admissions. The script's arithmetic (Lua numbers) is exact below 2⁵³ µs,
+//! past the year 2255.
 //!
-//! One Redis hash per key *id* (`{prefix}{id}`, fields `w`, `p`, `c`), with an expiry at the
-//! end of the window after next, so an idle key leaves nothing behind. A peek (the headers
-//! of a 403) writes nothing. The script touches one key, so it also runs on Redis Cluster.
+//! One Redis hash per key *id* (`{prefix}{id}`), one field per window (named by the window in
+//! microseconds: the admission times of a log, or a counter's three numbers), with an expiry
+//! when the newest admission leaves the longest window, so an idle key leaves nothing
+//! behind. A peek (the headers of a 403) writes nothing. The script touches one key, so it
+//! also runs on Redis Cluster.
 //!
 //! # When Redis is down or slow
 //!
@@ -69,6 +73,7 @@
 //! refused.
 
 mod breaker;
+mod reply;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,10 +82,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::answer::Answer;
 use crate::key::KeyRecord;
-use crate::limit::{
-    decision_at, BoxLimit, LimitResult, LimiterError, Quota, RateLimitDecision, RateLimiter,
-    WindowState,
-};
+use crate::limit::{BoxLimit, LimitResult, LimiterError, Quotas, RateLimiter, Spec};
 use breaker::Breaker;
 
 /// Default deadline of one check against Redis.
@@ -95,8 +97,8 @@ pub const DEFAULT_KEY_PREFIX: &str = "ark-auth:rl:";
 /// Deadline of one attempt to (re)connect, off the request path.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The sliding window counter of `WindowState::check`, atomically, on the server's clock
-/// (arguments and reply described in the script).
+/// The windows of a check, atomically, on the server's clock (arguments and reply described
+/// in the script).
 const SCRIPT: &str = include_str!("window.lua");
 
 /// A [`RateLimiter`] whose counters live in Redis, shared by every instance using the same
@@ -111,6 +113,9 @@ pub struct RedisRateLimiter {
     prefix: Arc<str>,
     timeout: Duration,
     breaker: Arc<Breaker>,
+    /// A controlled clock (µs) the script uses instead of `TIME`, in unit tests only.
+    #[cfg(test)]
+    test_clock: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl RedisRateLimiter {
@@ -178,6 +183,8 @@ impl RedisRateLimiter {
             prefix: Arc::from(DEFAULT_KEY_PREFIX),
             timeout: DEFAULT_REDIS_TIMEOUT,
             breaker: Arc::new(Breaker::new(DEFAULT_FAILURE_COOLDOWN)),
+            #[cfg(test)]
+            test_clock: None,
         }
     }
 
@@ -209,7 +216,12 @@ impl RedisRateLimiter {
         &self.prefix
     }
 
-    fn check(&self, key: &KeyRecord, quota: Quota, consume: bool) -> Answer<LimitResult, BoxLimit> {
+    fn check(
+        &self,
+        key: &KeyRecord,
+        quotas: &Quotas,
+        consume: bool,
+    ) -> Answer<LimitResult, BoxLimit> {
         if !self.breaker.admit() {
             return Answer::Now(Err(LimiterError::new(RedisUnavailable::CoolingDown)));
         }
@@ -217,18 +229,31 @@ impl RedisRateLimiter {
         let script = self.script.clone();
         let breaker = self.breaker.clone();
         let timeout = self.timeout;
+        let quotas = *quotas;
         let redis_key = format!("{}{}", self.prefix, key.id());
+        let clock = self.clock_arg();
         Answer::Later(Box::pin(async move {
             let mut call = script.key(redis_key);
-            call.arg(quota.window_us())
-                .arg(quota.limit().get())
-                .arg(u8::from(consume));
+            call.arg(clock).arg(u8::from(consume));
+            for q in &quotas {
+                let spec = Spec::of(*q);
+                let shift = if spec.exact() {
+                    i64::from(spec.shift)
+                } else {
+                    -1
+                };
+                call.arg(spec.window_us)
+                    .arg(spec.limit)
+                    .arg(spec.window_us)
+                    .arg(shift);
+            }
             let result =
-                tokio::time::timeout(timeout, call.invoke_async::<Counters>(&mut conn)).await;
+                tokio::time::timeout(timeout, call.invoke_async::<Vec<i64>>(&mut conn)).await;
             match result {
-                Ok(Ok(counters)) => {
+                Ok(Ok(reply)) => {
                     breaker.success();
-                    decide(counters, quota, consume)
+                    reply::decide(&reply, &quotas, consume)
+                        .ok_or_else(|| LimiterError::new(RedisUnavailable::BadReply))
                 }
                 Ok(Err(e)) => {
                     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
@@ -242,6 +267,12 @@ impl RedisRateLimiter {
                 }
             }
         }))
+    }
+
+    /// The script's clock argument: empty for the server's `TIME`.
+    #[cfg(not(test))]
+    fn clock_arg(&self) -> String {
+        String::new()
     }
 }
 
@@ -261,19 +292,15 @@ impl RateLimiter for RedisRateLimiter {
 
     /// Checks and counts, in Redis. Answers now (an error) only while cooling down after a
     /// failure.
-    fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check(key, quota, true)
+    fn acquire(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, BoxLimit> {
+        self.check(key, quotas, true)
     }
 
     /// Reads the counters, writing nothing.
-    fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
-        self.check(key, quota, false)
+    fn peek(&self, key: &KeyRecord, quotas: &Quotas) -> Answer<LimitResult, BoxLimit> {
+        self.check(key, quotas, false)
     }
 }
-
-/// What the script returns: now (µs, Unix), window index, previous and current counts
-/// before this request, admitted (0/1).
-type Counters = (u64, u64, u64, u64, u8);
 
 fn client(url: &str) -> Result<::redis::Client, LimiterError> {
     refuse_unchecked_tls(url)?;
@@ -312,34 +339,9 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(500))
 }
 
-/// The decision for the counters the script saw, by the in-memory limiter's arithmetic.
-fn decide(
-    (now, window, prev, curr, admitted): Counters,
-    quota: Quota,
-    consume: bool,
-) -> Result<RateLimitDecision, LimiterError> {
-    let count =
-        |n: u64| u32::try_from(n).map_err(|_| LimiterError::new(RedisUnavailable::BadReply));
-    let mut outcome =
-        WindowState::at(window, count(prev)?, count(curr)?).check(now, quota, consume);
-    let admitted = admitted == 1;
-    // Only beyond the script's exact range (limit × window ≥ 2⁵³ µs) could the two differ:
-    // the server's verdict is the one that was counted.
-    if outcome.allowed != admitted {
-        outcome.allowed = admitted;
-        if admitted {
-            outcome.retry_after = None;
-        } else {
-            outcome.remaining = 0;
-            outcome.retry_after = Some(outcome.retry_after.unwrap_or(1_000_000));
-        }
-    }
-    Ok(decision_at(0, outcome, quota))
-}
-
 /// Why the limiter did not get an answer from Redis.
 #[derive(Debug, thiserror::Error)]
-enum RedisUnavailable {
+pub(crate) enum RedisUnavailable {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("redis failed recently; not asked again until the cooldown ends")]
@@ -351,9 +353,11 @@ enum RedisUnavailable {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod tls_tests {
     use super::*;
-    use std::num::NonZeroU32;
 
     #[test]
     fn insecure_tls_is_refused() {
@@ -362,23 +366,5 @@ mod tests {
         assert!(why.contains("#insecure"), "{why}");
         assert!(!why.contains("pw"), "{why}");
         assert!(refuse_unchecked_tls("rediss://cache:6380/0").is_ok());
-    }
-
-    #[test]
-    fn decide_matches_the_memory_arithmetic() {
-        let quota = Quota::per_second(NonZeroU32::new(10).unwrap());
-        let now = 1_764_000_000_250_000; // 0.25 s into a window
-        let window = now / 1_000_000;
-        // 8 last window, 2 this window: estimate 8 × 0.75 + 2 = 8 → admitted, 1 left.
-        let d = decide((now, window, 8, 2, 1), quota, true).unwrap();
-        assert!(d.allowed);
-        assert_eq!(d.remaining, 1);
-        assert_eq!(d.limit, 10);
-        assert_eq!(d.reset, window + 2);
-        // 10 last window, 3 this window: refused; 10 × (1 − e) + 3 + 1 ≤ 10 at e = 0.4.
-        let d = decide((now, window, 10, 3, 0), quota, true).unwrap();
-        assert!(!d.allowed);
-        assert_eq!(d.retry_after, Some(Duration::from_millis(150)));
-        assert_eq!(d.retry_after_secs(), 1);
     }
 }

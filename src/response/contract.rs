@@ -4,7 +4,8 @@
 use http::header::HeaderValue;
 use http::StatusCode;
 
-use super::rejection::Rejection;
+use super::rejection::{Limits, Rejection};
+use crate::limit::{window_name, RateLimitDecision};
 use crate::permission::Permissions;
 use crate::token::{CredentialError, Environment};
 
@@ -140,6 +141,8 @@ pub(super) enum Text {
     Names(&'static str, Permissions, &'static str),
     /// `before`, the number in decimal, `after`.
     Number(&'static str, u64, &'static str),
+    /// `before`, a number, `middle`, another number, `after`.
+    Numbers(&'static str, u64, &'static str, u64, &'static str),
 }
 
 impl Text {
@@ -155,6 +158,9 @@ impl Text {
             }
             Text::Number(before, n, after) => {
                 before.len() + itoa::Buffer::new().format(n).len() + after.len()
+            }
+            Text::Numbers(before, n, middle, m, after) => {
+                Text::Number(before, n, middle).len() + Text::Number("", m, after).len()
             }
         }
     }
@@ -173,6 +179,13 @@ impl Text {
                 push(itoa::Buffer::new().format(n));
                 push(after);
             }
+            Text::Numbers(before, n, middle, m, after) => {
+                push(before);
+                push(itoa::Buffer::new().format(n));
+                push(middle);
+                push(itoa::Buffer::new().format(m));
+                push(after);
+            }
         }
     }
 
@@ -183,6 +196,32 @@ impl Text {
         self.push_to(&mut s);
         // Literals, permission names and digits: always UTF-8.
         String::from_utf8(s).unwrap_or_default()
+    }
+}
+
+/// The message of a 429: the refusing window's limit, and the window by name
+/// ("Rate limit exceeded: 100 requests per minute"), except for a key whose one limit is per
+/// second, which keeps the contract's text ("Rate limit exceeded: 10 requests per window").
+/// A window without a name is counted: "per 30 seconds", "per 1500 milliseconds".
+fn rate_limit_message(d: &RateLimitDecision, limits: Limits) -> Text {
+    const BEFORE: &str = "Rate limit exceeded: ";
+    let n = u64::from(d.limit);
+    let per_second = d.window == std::time::Duration::from_secs(1);
+    if per_second && limits == Limits::One {
+        return Text::Number(BEFORE, n, " requests per window");
+    }
+    match window_name(d.window) {
+        Some("second") => Text::Number(BEFORE, n, " requests per second"),
+        Some("minute") => Text::Number(BEFORE, n, " requests per minute"),
+        Some("hour") => Text::Number(BEFORE, n, " requests per hour"),
+        Some("day") => Text::Number(BEFORE, n, " requests per day"),
+        _ if d.window.subsec_nanos() == 0 => {
+            Text::Numbers(BEFORE, n, " requests per ", d.window.as_secs(), " seconds")
+        }
+        _ => {
+            let ms = u64::try_from(d.window.as_millis()).unwrap_or(u64::MAX);
+            Text::Numbers(BEFORE, n, " requests per ", ms, " milliseconds")
+        }
     }
 }
 
@@ -229,7 +268,7 @@ impl Rejection {
             Rejection::MissingPermissions { .. }
             | Rejection::OtherTenant { .. }
             | Rejection::OrganisationOnly { .. } => ErrorCode::PermissionDenied,
-            Rejection::RateLimited(_) => ErrorCode::RateLimitExceeded,
+            Rejection::RateLimited(..) => ErrorCode::RateLimitExceeded,
             Rejection::Unavailable => ErrorCode::ServiceUnavailable,
         }
     }
@@ -289,12 +328,8 @@ impl Rejection {
                 ),
                 Fixed("Use an organisation-level key"),
             ),
-            Rejection::RateLimited(d) => (
-                Text::Number(
-                    "Rate limit exceeded: ",
-                    u64::from(d.limit),
-                    " requests per window",
-                ),
+            Rejection::RateLimited(d, limits) => (
+                rate_limit_message(d, *limits),
                 match d.retry_after_secs() {
                     1 => Fixed("Retry after 1 second"),
                     n => Text::Number("Retry after ", n, " seconds"),
@@ -334,7 +369,7 @@ impl Rejection {
             | Rejection::OrganisationOnly { required, .. } => {
                 return Some(Challenge::Scope(*required))
             }
-            Rejection::RateLimited(_) | Rejection::Unavailable => return None,
+            Rejection::RateLimited(..) | Rejection::Unavailable => return None,
         }))
     }
 }

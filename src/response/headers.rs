@@ -2,7 +2,7 @@
 //! headers on every response to an authenticated request.
 
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    Entry, HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 
 use super::values::{self, Shape};
@@ -38,6 +38,39 @@ pub(crate) fn set_rate_limit_headers(h: &mut HeaderMap, d: &RateLimitDecision) {
     h.insert(&X_RATELIMIT_LIMIT, limit);
     h.insert(&X_RATELIMIT_REMAINING, remaining);
     h.insert(&X_RATELIMIT_RESET, reset);
+}
+
+/// What the layer adds to the inner service's response: the rate-limit headers of `limit`
+/// (replacing any the response has), and `id` as `X-Request-Id` unless the response has one
+/// already.
+///
+/// A map with no headers yet becomes a copy of a map holding the names (see
+/// [`values::headers`]); otherwise room for all of them is reserved at once.
+pub(crate) fn set_accepted_headers(
+    h: &mut HeaderMap,
+    limit: Option<&RateLimitDecision>,
+    id: Option<HeaderValue>,
+) {
+    if let (Some(d), 0) = (limit, h.capacity()) {
+        let [l, r, s] = values::rate_limit_values(d);
+        *h = match id {
+            Some(id) => values::headers(Shape::Accepted, [l, r, s, id]),
+            None => values::headers(Shape::RateLimit, [l, r, s]),
+        };
+        return;
+    }
+    h.reserve(4);
+    if let Some(d) = limit {
+        let [l, r, s] = values::rate_limit_values(d);
+        h.insert(&X_RATELIMIT_LIMIT, l);
+        h.insert(&X_RATELIMIT_REMAINING, r);
+        h.insert(&X_RATELIMIT_RESET, s);
+    }
+    if let Some(id) = id {
+        if let Entry::Vacant(slot) = h.entry(&X_REQUEST_ID) {
+            slot.insert(id);
+        }
+    }
 }
 
 /// The headers of a rejection in the JSON form: `Content-Type`, `X-Request-Id`, then

@@ -16,10 +16,12 @@ mod request_id;
 mod values;
 
 pub use contract::{ErrorCode, UnknownErrorCode};
+pub(crate) use headers::set_accepted_headers;
+#[cfg(test)]
 pub(crate) use headers::set_rate_limit_headers;
 pub use headers::{X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_REQUEST_ID};
 pub use json::error_body;
-pub(crate) use rejection::{Rejection, Reply};
+pub(crate) use rejection::{Limits, Rejection, Reply};
 pub use request_id::RequestId;
 
 #[cfg(test)]

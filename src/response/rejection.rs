@@ -35,8 +35,18 @@ pub(crate) enum Rejection {
         required: Permissions,
         limit: Option<RateLimitDecision>,
     },
-    RateLimited(RateLimitDecision),
+    /// Over a rate limit: the refusing window's decision, and how many limits the key has.
+    RateLimited(RateLimitDecision, Limits),
     Unavailable,
+}
+
+/// How many rate limits a refused key has. A 429's message names the refusing window,
+/// except for the contract's own case, one limit per second, which keeps its text
+/// ("N requests per window").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limits {
+    One,
+    Several,
 }
 
 /// Seconds a client is told to wait after a 503.
@@ -48,7 +58,7 @@ impl Rejection {
             Rejection::MissingPermissions { limit, .. }
             | Rejection::OtherTenant { limit, .. }
             | Rejection::OrganisationOnly { limit, .. } => limit.as_ref(),
-            Rejection::RateLimited(d) => Some(d),
+            Rejection::RateLimited(d, _) => Some(d),
             _ => None,
         }
     }
@@ -56,7 +66,7 @@ impl Rejection {
     /// `Retry-After`: on a 429 and a 503.
     fn retry_after(&self) -> Option<HeaderValue> {
         match self {
-            Rejection::RateLimited(d) => Some(values::number_value(d.retry_after_secs())),
+            Rejection::RateLimited(d, _) => Some(values::number_value(d.retry_after_secs())),
             Rejection::Unavailable => {
                 Some(const { HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER) })
             }
@@ -108,9 +118,16 @@ pub(crate) struct Reply {
 impl Reply {
     /// For a request of this HTTP version with these headers (the presented credentials
     /// among them, which the request id must not repeat).
+    #[cfg(any(test, feature = "axum"))]
     pub(crate) fn for_request(version: Version, headers: &HeaderMap) -> Self {
+        Reply::with_id(version, headers, None)
+    }
+
+    /// How the layer answers a request of this version with these headers, with the
+    /// request's id when it is known already (read from the headers otherwise).
+    pub(crate) fn with_id(version: Version, headers: &HeaderMap, id: Option<RequestId>) -> Self {
         Reply {
-            id: RequestId::from_headers(headers),
+            id: id.unwrap_or_else(|| RequestId::from_headers(headers)),
             grpc: Grpc::of(version, headers),
         }
     }

@@ -5,7 +5,8 @@ use http::header::{HeaderMap, HeaderValue};
 
 use super::headers::X_REQUEST_ID;
 use super::values;
-use crate::redact::repeats_credentials;
+use crate::redact::{repeats_credentials, repeats_token};
+use crate::token::Token;
 
 /// The id of a request: its `X-Request-Id` header when that is 1 to 128 characters of
 /// `[A-Za-z0-9._-]`, otherwise a fresh `req_` id.
@@ -45,6 +46,17 @@ impl RequestId {
                 if is_valid_request_id(v.as_bytes())
                     && !repeats_credentials(headers, v.as_bytes()) =>
             {
+                RequestId(v.clone())
+            }
+            _ => RequestId::generate(),
+        }
+    }
+
+    /// [`from_headers`](Self::from_headers) for a request whose one `Authorization` header
+    /// holds the well-formed key `token` (read from these headers).
+    pub(crate) fn for_token(headers: &HeaderMap, token: &Token<'_>) -> Self {
+        match headers.get(&X_REQUEST_ID) {
+            Some(v) if is_valid_request_id(v.as_bytes()) && !repeats_token(v.as_bytes(), token) => {
                 RequestId(v.clone())
             }
             _ => RequestId::generate(),
@@ -126,6 +138,41 @@ mod tests {
         }
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("ark_other_1"));
         assert_eq!(RequestId::from_headers(&h).as_str(), "ark_other_1");
+    }
+
+    #[test]
+    fn for_token_is_from_headers_for_a_key() {
+        let key = "ark_test_0123456789abcdefXYZ";
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        let ids = [
+            "trace-1",
+            "trace-89abcdefXYZ",
+            "x-ark_live_y",
+            "01234567",
+            "1234567",
+            "a b",
+            "",
+        ];
+        for id in ids {
+            h.insert(&X_REQUEST_ID, HeaderValue::from_static(id));
+            let token = crate::token::bearer_token(&h).unwrap();
+            let (a, b) = (
+                RequestId::for_token(&h, &token),
+                RequestId::from_headers(&h),
+            );
+            assert_eq!(
+                a.as_str().starts_with("req_"),
+                b.as_str().starts_with("req_"),
+                "{id}"
+            );
+            if !b.as_str().starts_with("req_") {
+                assert_eq!(a, b);
+            }
+        }
     }
 
     #[test]

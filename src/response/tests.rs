@@ -12,6 +12,7 @@ use super::*;
 use crate::body::ArkAuthBody;
 use crate::limit::RateLimitDecision;
 use crate::permission::{Permission, Permissions};
+use crate::response::rejection::Limits::{One, Several};
 use crate::token::{CredentialError, Environment};
 
 pub(super) fn assert_same_value(v: &HeaderValue, n: u64) {
@@ -29,6 +30,7 @@ pub(super) fn decision(limit: u32, remaining: u32, reset: u64) -> RateLimitDecis
         remaining,
         reset,
         retry_after: None,
+        window: Duration::from_secs(1),
     }
 }
 
@@ -71,7 +73,16 @@ pub(super) fn rl(
         remaining,
         reset,
         retry_after: retry,
+        window: Duration::from_secs(1),
     }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A refusal by a window of `limit` per `window`, one request admitted again in `retry_ms`.
+fn rl_per(limit: u32, window: Duration, reset: u64, retry_ms: u64) -> RateLimitDecision {
+    RateLimitDecision::refused(limit, reset, Duration::from_millis(retry_ms)).with_window(window)
 }
 
 /// Every kind of rejection, with the edge cases of its interpolated parts.
@@ -139,24 +150,60 @@ pub(super) fn cases() -> Vec<(&'static str, Rejection)> {
         ),
         (
             "rl_none",
-            Rejection::RateLimited(rl(60, 0, 1_790_000_060, None)),
+            Rejection::RateLimited(rl(60, 0, 1_790_000_060, None), One),
         ),
         (
             "rl_frac",
-            Rejection::RateLimited(rl(1, 0, 1_790_000_002, Some(Duration::from_millis(1200)))),
+            Rejection::RateLimited(
+                rl(1, 0, 1_790_000_002, Some(Duration::from_millis(1200))),
+                One,
+            ),
         ),
         (
             "rl_zero",
-            Rejection::RateLimited(rl(4_294_967_295, 0, 9, Some(Duration::ZERO))),
+            Rejection::RateLimited(rl(4_294_967_295, 0, 9, Some(Duration::ZERO)), One),
         ),
         (
             "rl_big",
-            Rejection::RateLimited(rl(
-                1000,
-                0,
-                1_790_003_600,
-                Some(Duration::from_secs(123_456)),
-            )),
+            Rejection::RateLimited(
+                rl(1000, 0, 1_790_003_600, Some(Duration::from_secs(123_456))),
+                One,
+            ),
+        ),
+        // Several windows: the refusing one by name, or counted.
+        (
+            "rl_minute_of_several",
+            Rejection::RateLimited(rl_per(100, MINUTE, 1_790_000_060, 36_200), Several),
+        ),
+        (
+            "rl_second_of_several",
+            Rejection::RateLimited(rl_per(10, SECOND, 1_790_000_001, 300), Several),
+        ),
+        (
+            "rl_hour_of_several",
+            Rejection::RateLimited(
+                rl_per(5_000, 3600 * SECOND, 1_790_003_600, 3_599_001),
+                Several,
+            ),
+        ),
+        (
+            "rl_30s_of_several",
+            Rejection::RateLimited(rl_per(7, 30 * SECOND, 1_790_000_030, 29_000), Several),
+        ),
+        // One limit of another window than a second: named too.
+        (
+            "rl_day_only",
+            Rejection::RateLimited(
+                rl_per(10_000, 86_400 * SECOND, 1_790_086_400, 7_200_000),
+                One,
+            ),
+        ),
+        (
+            "rl_ms_only",
+            Rejection::RateLimited(
+                rl_per(3, Duration::from_millis(1500), 1_790_000_002, 1_500),
+                One,
+            ),
         ),
         ("unavailable", Rejection::Unavailable),
     ]
@@ -290,6 +337,54 @@ H x-ratelimit-remaining: 0
 H x-ratelimit-reset: 1790003600
 H retry-after: 123456
 B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 1000 requests per window","suggestion":"Retry after 123456 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_minute_of_several 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 100
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790000060
+H retry-after: 37
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 100 requests per minute","suggestion":"Retry after 37 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_second_of_several 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 10
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790000001
+H retry-after: 1
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 10 requests per second","suggestion":"Retry after 1 second"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_hour_of_several 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 5000
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790003600
+H retry-after: 3600
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 5000 requests per hour","suggestion":"Retry after 3600 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_30s_of_several 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 7
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790000030
+H retry-after: 29
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 7 requests per 30 seconds","suggestion":"Retry after 29 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_day_only 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 10000
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790086400
+H retry-after: 7200
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 10000 requests per day","suggestion":"Retry after 7200 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
+CASE rl_ms_only 429
+H content-type: application/json
+H x-request-id: req-Golden_1.x
+H x-ratelimit-limit: 3
+H x-ratelimit-remaining: 0
+H x-ratelimit-reset: 1790000002
+H retry-after: 2
+B {"success":false,"error":{"code":"rate_limit_exceeded","message":"Rate limit exceeded: 3 requests per 1500 milliseconds","suggestion":"Retry after 2 seconds"},"meta":{"requestId":"req-Golden_1.x"}}
 CASE unavailable 503
 H content-type: application/json
 H x-request-id: req-Golden_1.x

@@ -271,6 +271,9 @@ fn same_head(a: HeadKey, b: HeadKey) -> bool {
             (Text::Number(x0, n, x1), Text::Number(y0, m, y1)) => {
                 n == m && at(x0, y0) && at(x1, y1)
             }
+            (Text::Numbers(x0, n, x1, k, x2), Text::Numbers(y0, m, y1, l, y2)) => {
+                n == m && k == l && at(x0, y0) && at(x1, y1) && at(x2, y2)
+            }
             _ => false,
         }
     }
@@ -284,6 +287,8 @@ fn same_head(a: HeadKey, b: HeadKey) -> bool {
 pub(super) enum Shape {
     /// `X-RateLimit-Limit`, `-Remaining`, `-Reset`.
     RateLimit,
+    /// An accepted request's: the rate-limit headers, then `X-Request-Id`.
+    Accepted,
     /// A 401: `Content-Type`, `X-Request-Id`, `WWW-Authenticate`.
     Unauthorized,
     /// A 403: a 401's, then the rate-limit headers.
@@ -295,8 +300,9 @@ pub(super) enum Shape {
 }
 
 impl Shape {
-    const ALL: [Shape; 5] = [
+    const ALL: [Shape; 6] = [
         Shape::RateLimit,
+        Shape::Accepted,
         Shape::Unauthorized,
         Shape::Forbidden,
         Shape::Limited,
@@ -309,6 +315,12 @@ impl Shape {
             &X_RATELIMIT_LIMIT,
             &X_RATELIMIT_REMAINING,
             &X_RATELIMIT_RESET,
+        ];
+        static ACCEPTED: [&HeaderName; 4] = [
+            &X_RATELIMIT_LIMIT,
+            &X_RATELIMIT_REMAINING,
+            &X_RATELIMIT_RESET,
+            &X_REQUEST_ID,
         ];
         static UNAUTHORIZED: [&HeaderName; 3] =
             [&CONTENT_TYPE_NAME, &X_REQUEST_ID, &WWW_AUTHENTICATE_NAME];
@@ -332,6 +344,7 @@ impl Shape {
             [&CONTENT_TYPE_NAME, &X_REQUEST_ID, &RETRY_AFTER_NAME];
         match self {
             Shape::RateLimit => &RATE_LIMIT,
+            Shape::Accepted => &ACCEPTED,
             Shape::Unauthorized => &UNAUTHORIZED,
             Shape::Forbidden => &FORBIDDEN,
             Shape::Limited => &LIMITED,
@@ -341,7 +354,7 @@ impl Shape {
 }
 
 /// One map per [`Shape`], holding its names with empty values.
-static TEMPLATES: LazyLock<[HeaderMap; 5]> = LazyLock::new(|| {
+static TEMPLATES: LazyLock<[HeaderMap; 6]> = LazyLock::new(|| {
     Shape::ALL.map(|shape| {
         let names = shape.names();
         let mut h = HeaderMap::with_capacity(names.len());

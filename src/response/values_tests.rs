@@ -342,6 +342,10 @@ fn header_maps_from_templates_equal_plain_ones() {
                 headers(shape, sample_values::<3>()),
                 plain_headers(shape, sample_values::<3>()),
             ),
+            4 => check(
+                headers(shape, sample_values::<4>()),
+                plain_headers(shape, sample_values::<4>()),
+            ),
             6 => check(
                 headers(shape, sample_values::<6>()),
                 plain_headers(shape, sample_values::<6>()),

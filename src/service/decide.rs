@@ -1,5 +1,6 @@
 //! The layer's decisions, as plain functions over plain data: [`verify`] the store's answer,
-//! pick the key's [`quota`], and [`settle`] the limiter's answer into a call or a rejection.
+//! pick the key's quotas ([`quota`]), and [`settle`] the limiter's answer into a call or a
+//! rejection (a 429 names the refusing window).
 //! Order of the contract: authenticate, then permissions, then the rate limit; a 401 or 403
 //! uses no quota.
 
@@ -8,10 +9,10 @@ use std::time::SystemTime;
 
 use crate::authenticated::AuthenticatedKey;
 use crate::key::{KeyHash, KeyRecord};
-use crate::limit::{LimiterError, Quota, RateLimitDecision};
+use crate::limit::{LimiterError, Quota, Quotas, RateLimitDecision};
 use crate::permission::Permissions;
 use crate::policy::KeyScope;
-use crate::response::Rejection;
+use crate::response::{Limits, Rejection};
 use crate::store::StoreError;
 
 use super::guard::Failure;
@@ -43,8 +44,12 @@ pub(crate) struct Verified {
 pub(crate) enum Decision {
     /// Call the inner service with this key, and these rate-limit headers on its response.
     Call(AuthenticatedKey, Option<RateLimitDecision>),
-    Reject(Rejection),
+    /// Answer the rejection; with the key the store found, if it found one.
+    Reject(Rejection, Option<Arc<KeyRecord>>),
 }
+
+/// A rejection of [`verify`], with the key the store found, if it found one.
+pub(crate) type Refused = (Rejection, Option<Arc<KeyRecord>>);
 
 /// The all-zero hash a lookup miss is compared against, so that a miss costs the same
 /// constant-time comparison as a hit.
@@ -57,26 +62,27 @@ pub(crate) fn verify(
     need: &Need,
     environments: Environments,
     now: impl FnOnce() -> SystemTime,
-) -> Result<Verified, Rejection> {
+) -> Result<Verified, Refused> {
     let found = found.map_err(|e| {
         tracing::error!(error = %e, "ark-auth: key store failed; answering 503");
-        Rejection::Unavailable
+        (Rejection::Unavailable, None)
     })?;
     // Constant time: a miss compares against a dummy, a hit against the stored hash.
     let stored = found.as_ref().map_or(&NO_KEY, |r| r.hash());
     let matches = stored.ct_eq(&need.hash);
     let record = match found {
         Some(r) if matches => r,
-        _ => return Err(Rejection::UnknownKey),
+        _ => return Err((Rejection::UnknownKey, None)),
     };
     if !environments.accepts(record.environment()) {
-        return Err(Rejection::EnvironmentNotAccepted(record.environment()));
+        let environment = record.environment();
+        return Err((Rejection::EnvironmentNotAccepted(environment), Some(record)));
     }
     if record.is_revoked() {
-        return Err(Rejection::Revoked);
+        return Err((Rejection::Revoked, Some(record)));
     }
     if record.expires_at().is_some_and(|at| now() >= at) {
-        return Err(Rejection::Expired);
+        return Err((Rejection::Expired, Some(record)));
     }
     let denied = denial(&record, need);
     Ok(Verified { record, denied })
@@ -106,27 +112,43 @@ fn denial(record: &KeyRecord, need: &Need) -> Option<Rejection> {
     }
 }
 
-/// The key's own limit, or the deployment's default.
-pub(crate) fn quota(record: &KeyRecord, default: Quota) -> Quota {
-    record.rate_limit().map_or(default, Quota::per_second)
+/// The limits a request of this key must fit: the key's own (all of them, each with its
+/// window; they replace the default), or the deployment's default.
+pub(crate) fn quota(record: &KeyRecord, default: Quota) -> Quotas {
+    record.rate_limits().unwrap_or(Quotas::one(default))
+}
+
+/// How many limits a refused key has (its 429 names the window when it has several).
+fn limits_of(record: &KeyRecord) -> Limits {
+    match record.rate_limits() {
+        Some(q) if q.len() > 1 => Limits::Several,
+        _ => Limits::One,
+    }
 }
 
 /// What the limiter's answer leads to. A denied key's check was a peek (its headers only).
 pub(crate) fn settle(checked: Checked, verified: Verified, on_failure: LimiterFailure) -> Decision {
     let Verified { record, denied } = verified;
+    #[cfg(feature = "metrics")]
+    if let Err(failure) = &checked {
+        crate::metrics::limiter_failure(failure.kind());
+    }
     match (checked, denied) {
-        (Ok(d), Some(denied)) => Decision::Reject(with_limit(denied, d)),
-        (Ok(d), None) if !d.allowed => Decision::Reject(Rejection::RateLimited(d)),
+        (Ok(d), Some(denied)) => Decision::Reject(with_limit(denied, d), Some(record)),
+        (Ok(d), None) if !d.allowed => {
+            let limits = limits_of(&record);
+            Decision::Reject(Rejection::RateLimited(d, limits), Some(record))
+        }
         (Ok(d), None) => Decision::Call(AuthenticatedKey::with_limit(record, Some(d)), Some(d)),
         // The 403 was decided before the rate limit; only its headers are lost.
         (Err(failure), Some(denied)) => {
             tracing::warn!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; 403 without rate-limit headers");
-            Decision::Reject(denied)
+            Decision::Reject(denied, Some(record))
         }
         (Err(failure), None) => match on_failure {
             LimiterFailure::Refuse => {
                 tracing::error!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; answering 503");
-                Decision::Reject(Rejection::Unavailable)
+                Decision::Reject(Rejection::Unavailable, Some(record))
             }
             LimiterFailure::Allow => {
                 tracing::warn!(key_id = %record.id(), error = %failure, "ark-auth: rate limiter failed; serving without rate limit");
@@ -195,17 +217,23 @@ mod tests {
             remaining: if allowed { 9 } else { 0 },
             reset: 1,
             retry_after: (!allowed).then_some(Duration::from_millis(100)),
+            window: Duration::from_secs(1),
         }
     }
 
     /// The outcome of `verify` as a code: "ok", or the rejection's contract code and kind.
-    fn outcome(r: Result<Verified, Rejection>) -> String {
+    fn outcome(r: Result<Verified, Refused>) -> String {
         match r {
             Ok(Verified { denied: None, .. }) => "ok".into(),
             Ok(Verified {
                 denied: Some(d), ..
             }) => format!("ok, then {d:?}"),
-            Err(e) => format!("{e:?}"),
+            // The key goes with every rejection after the store found one.
+            Err((e, key)) => {
+                let found = !matches!(e, Rejection::UnknownKey | Rejection::Unavailable);
+                assert_eq!(key.is_some(), found, "{e:?}");
+                format!("{e:?}")
+            }
         }
     }
 
@@ -283,10 +311,41 @@ mod tests {
     #[test]
     fn quota_is_the_keys_own_or_the_default() {
         let default = Quota::per_second(std::num::NonZeroU32::new(3).unwrap());
-        assert_eq!(quota(&record(), default), default);
+        assert_eq!(quota(&record(), default), default.into());
         assert_eq!(
             quota(&record().with_rate_limit(7), default),
-            Quota::per_second(std::num::NonZeroU32::new(7).unwrap())
+            Quota::per_second(std::num::NonZeroU32::new(7).unwrap()).into()
+        );
+    }
+
+    #[test]
+    fn quotas_are_all_the_keys_own_or_the_default() {
+        let default = Quota::per_second(std::num::NonZeroU32::new(3).unwrap());
+        let several: Quotas = "10/s,100/min,10000/d".parse().unwrap();
+        assert_eq!(quota(&record().with_rate_limits(several), default), several);
+        let hourly: Quotas = "50/h".parse().unwrap();
+        assert_eq!(quota(&record().with_rate_limits(hourly), default), hourly);
+        assert_eq!(quota(&record(), default), Quotas::one(default));
+    }
+
+    #[test]
+    fn a_refusal_says_whether_the_key_has_several_limits() {
+        let refused = |r: KeyRecord| {
+            let v = Verified {
+                record: r.into(),
+                denied: None,
+            };
+            outcome_of(settle(Ok(limit(false)), v, LimiterFailure::Allow))
+        };
+        let one = |l: Limits| format!("{:?}", Rejection::RateLimited(limit(false), l));
+        assert_eq!(refused(record()), one(Limits::One));
+        assert_eq!(refused(record().with_rate_limit(4)), one(Limits::One));
+        let hourly = "50/h".parse().unwrap();
+        assert_eq!(refused(record().with_rate_limits(hourly)), one(Limits::One));
+        let several = "10/s,50/h".parse().unwrap();
+        assert_eq!(
+            refused(record().with_rate_limits(several)),
+            one(Limits::Several)
         );
     }
 
@@ -295,7 +354,10 @@ mod tests {
             Decision::Call(key, limit) => {
                 format!("call {} {:?}", key.id(), limit.map(|l| l.remaining))
             }
-            Decision::Reject(r) => format!("{r:?}"),
+            Decision::Reject(r, key) => {
+                assert_eq!(key.as_deref().map(KeyRecord::id), Some("key_1"), "{r:?}");
+                format!("{r:?}")
+            }
         }
     }
 
@@ -316,7 +378,7 @@ mod tests {
         #[rustfmt::skip]
         let rows: Vec<(&str, Checked, Verified, LimiterFailure, String)> = vec![
             ("admitted", Ok(limit(true)), v(None), allow, "call key_1 Some(9)".into()),
-            ("over the limit", Ok(limit(false)), v(None), allow, format!("{:?}", Rejection::RateLimited(limit(false)))),
+            ("over the limit", Ok(limit(false)), v(None), allow, format!("{:?}", Rejection::RateLimited(limit(false), Limits::One))),
             ("a 403 gets the limit state", Ok(limit(true)), v(denied()), allow,
                 format!("{:?}", Rejection::OtherTenant { required: Permission::EmailsSend.into(), limit: Some(limit(true)) })),
             ("a 403 stays a 403 over the limit", Ok(limit(false)), v(denied()), refuse,

@@ -13,14 +13,17 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::key::KeyRecord;
 use crate::limit::{RateLimitDecision, RateLimiter};
-use crate::response::{set_rate_limit_headers, Rejection, Reply};
+use crate::outcome::Refusal;
+use crate::response::{set_accepted_headers, Rejection, Reply, RequestId};
 use crate::store::KeyStore;
 
 use super::body::ArkAuthBody;
 use super::decide::{Checked, Decision, Found, Need, Verified};
 use super::drain::{plan, Drain, Drained, Plan};
 use super::guard::{poll_guarded, Deadline};
+use super::report::{self, Outcome, Step, Stopwatch};
 use super::shared::{pass_on, Authorized, Shared};
 
 /// A request waiting for the store or the limiter, with the inner service that was polled
@@ -30,6 +33,9 @@ pub(crate) struct Parked<S, B, K, L, P> {
     inner: S,
     req: Request<B>,
     need: Need,
+    id: RequestId,
+    // Times what the request waits for (the store's answer, then the limiter's).
+    watch: Stopwatch,
     shared: Arc<Shared<K, L, P>>,
     // One deadline for the store and the limiter together.
     deadline: Deadline,
@@ -40,6 +46,8 @@ impl<S, B, K, L, P> Parked<S, B, K, L, P> {
         inner: S,
         req: Request<B>,
         need: Need,
+        id: RequestId,
+        watch: Stopwatch,
         shared: Arc<Shared<K, L, P>>,
     ) -> Box<Self> {
         let deadline = Deadline::new(shared.options.timeout, shared.timers.clock());
@@ -47,6 +55,8 @@ impl<S, B, K, L, P> Parked<S, B, K, L, P> {
             inner,
             req,
             need,
+            id,
+            watch,
             shared,
             deadline,
         })
@@ -61,10 +71,13 @@ pin_project! {
     enum State<S, B, K, L, P, LF, RF, SF> {
         Lookup { #[pin] fut: LF, parked: Park<S, B, K, L, P> },
         Limit { #[pin] fut: RF, parked: Park<S, B, K, L, P>, verified: Verified },
-        Call { #[pin] fut: SF, limit: Option<RateLimitDecision> },
+        // `echo`: the `X-Request-Id` for the response, unless the inner service sets one.
+        Call { #[pin] fut: SF, limit: Option<RateLimitDecision>, echo: Option<HeaderValue> },
         Reject {
             rejection: Rejection,
             reply: Reply,
+            // The key the store found, for the response's `Refusal`.
+            key: Option<Arc<KeyRecord>>,
             // A refused HTTP/1 request's body still to be read (boxed: most refusals have none).
             drain: Option<Pin<Box<Drain<B>>>>,
         },
@@ -98,20 +111,31 @@ where
     K: KeyStore,
     L: RateLimiter,
 {
-    /// The inner service runs the request; `limit` goes into its response's headers.
-    pub(crate) fn call(fut: S::Future, limit: Option<RateLimitDecision>) -> Self {
+    /// The inner service runs the request; `limit` and `echo` (the `X-Request-Id`) go into
+    /// its response's headers.
+    pub(crate) fn call(
+        fut: S::Future,
+        limit: Option<RateLimitDecision>,
+        echo: Option<HeaderValue>,
+    ) -> Self {
         ResponseFuture {
-            state: State::Call { fut, limit },
+            state: State::Call { fut, limit, echo },
         }
     }
 
-    /// The layer answers `rejection`.
-    pub(crate) fn reject(rejection: Rejection, req: Request<B>, shared: &Shared<K, L, P>) -> Self
+    /// The layer answers `rejection`, with the request's id when it is known already.
+    pub(crate) fn reject(
+        rejection: Rejection,
+        req: Request<B>,
+        shared: &Shared<K, L, P>,
+        id: Option<RequestId>,
+        key: Option<Arc<KeyRecord>>,
+    ) -> Self
     where
         B: Body,
     {
         ResponseFuture {
-            state: reject_state(rejection, req, shared),
+            state: reject_state(rejection, req, shared, id, key),
         }
     }
 
@@ -148,11 +172,9 @@ where
         loop {
             // Poll what the state waits for; nothing moves yet.
             let ready = match state.as_mut().project() {
-                StateProj::Call { fut, limit } => {
+                StateProj::Call { fut, limit, echo } => {
                     let (mut parts, body) = ready!(fut.poll(cx))?.into_parts();
-                    if let Some(d) = limit {
-                        set_rate_limit_headers(&mut parts.headers, d);
-                    }
+                    set_accepted_headers(&mut parts.headers, limit.as_ref(), echo.take());
                     return Poll::Ready(Ok(Response::from_parts(parts, ArkAuthBody::inner(body))));
                 }
                 StateProj::Lookup { fut, parked } => {
@@ -170,25 +192,32 @@ where
             // Move the state's data on to the next state (the body of a refused request is
             // dropped here, before the answer leaves).
             let next = match (state.as_mut().project_replace(State::Done), ready) {
-                (StateOwn::Lookup { parked, .. }, Ready::Found(found)) => {
+                (StateOwn::Lookup { mut parked, .. }, Ready::Found(found)) => {
+                    std::mem::take(&mut parked.watch).stop(Step::Lookup, true);
                     after_lookup(found, parked)
                 }
                 (
                     StateOwn::Limit {
-                        parked, verified, ..
+                        mut parked,
+                        verified,
+                        ..
                     },
                     Ready::Checked(checked),
                 ) => {
+                    std::mem::take(&mut parked.watch).stop(Step::Limiter, true);
                     let decision = parked.shared.settle(checked, verified);
                     enter(decision, *parked)
                 }
                 (
                     StateOwn::Reject {
-                        rejection, reply, ..
+                        rejection,
+                        reply,
+                        key,
+                        ..
                     },
                     Ready::Drained(drained),
                 ) => {
-                    return Poll::Ready(Ok(answer(rejection, reply, drained)));
+                    return Poll::Ready(Ok(answer(rejection, reply, key, drained)));
                 }
                 // `ready` came from the state just replaced, so the pairs above are the only
                 // ones; any other would stop here as `Done`.
@@ -211,7 +240,10 @@ type StateOf<S, B, K, L, P> = State<
 >;
 
 /// The state after the store's answer, for a parked request.
-fn after_lookup<S, B, K, L, P>(found: Found, parked: Park<S, B, K, L, P>) -> StateOf<S, B, K, L, P>
+fn after_lookup<S, B, K, L, P>(
+    found: Found,
+    mut parked: Park<S, B, K, L, P>,
+) -> StateOf<S, B, K, L, P>
 where
     S: Service<Request<B>>,
     B: Body,
@@ -220,11 +252,18 @@ where
 {
     match parked.shared.authorize(found, &parked.need) {
         Authorized::Decided(decision) => enter(decision, *parked),
-        Authorized::WaitLimit { fut, verified } => State::Limit {
+        Authorized::WaitLimit {
             fut,
-            parked,
             verified,
-        },
+            watch,
+        } => {
+            parked.watch = watch;
+            State::Limit {
+                fut,
+                parked,
+                verified,
+            }
+        }
     }
 }
 
@@ -240,17 +279,19 @@ where
         mut inner,
         mut req,
         shared,
+        id,
         ..
     } = parked;
     match decision {
         Decision::Call(key, limit) => {
-            pass_on(&mut req, Some(key), shared.options.request_id);
+            let echo = pass_on(&mut req, Some(key), id, &shared.options);
             State::Call {
                 fut: inner.call(req),
                 limit,
+                echo,
             }
         }
-        Decision::Reject(rejection) => reject_state(rejection, req, &shared),
+        Decision::Reject(rejection, key) => reject_state(rejection, req, &shared, Some(id), key),
     }
 }
 
@@ -259,15 +300,15 @@ fn reject_state<S, B: Body, K, L, P, LF, RF, SF>(
     rejection: Rejection,
     req: Request<B>,
     shared: &Shared<K, L, P>,
+    id: Option<RequestId>,
+    key: Option<Arc<KeyRecord>>,
 ) -> State<S, B, K, L, P, LF, RF, SF> {
-    let reply = Reply::for_request(req.version(), req.headers());
-    // The code and the request id only: never a header, the path or the query string (a
-    // client may have put its key there).
-    tracing::debug!(
-        code = rejection.code().as_str(),
-        request_id = reply.id().as_str(),
-        "ark-auth: request rejected"
-    );
+    let reply = Reply::with_id(req.version(), req.headers(), id);
+    // The code, the key's id and the request id only: never a header, the path or the query
+    // string (a client may have put its key there).
+    let outcome = Outcome::Refused(rejection.code());
+    let key_id = key.as_deref().map(KeyRecord::id);
+    report::decided(outcome, key_id, reply.id(), &shared.options);
     let bound = shared.options.drain;
     let body = req.body();
     let drain = match plan(
@@ -286,14 +327,22 @@ fn reject_state<S, B: Body, K, L, P, LF, RF, SF>(
     State::Reject {
         rejection,
         reply,
+        key,
         drain,
     }
 }
 
-/// The layer's answer to a refused request; `Connection: close` when its body could not be
-/// read.
-fn answer<B>(rejection: Rejection, reply: Reply, drained: Drained) -> Response<ArkAuthBody<B>> {
+/// The layer's answer to a refused request, with its [`Refusal`]; `Connection: close` when
+/// its body could not be read.
+fn answer<B>(
+    rejection: Rejection,
+    reply: Reply,
+    key: Option<Arc<KeyRecord>>,
+    drained: Drained,
+) -> Response<ArkAuthBody<B>> {
+    let refusal = Refusal::new(rejection.code(), key, reply.id().clone());
     let mut res = rejection.into_response(reply);
+    res.extensions_mut().insert(refusal);
     if drained == Drained::Close {
         let v = const { HeaderValue::from_static("close") };
         res.headers_mut().insert(CONNECTION, v);
@@ -307,7 +356,7 @@ mod tests {
     use crate::answer::Answer;
     use crate::key::{generate_key, KeyHash, KeyRecord};
     use crate::limit::BoxLimit;
-    use crate::limit::{LimitResult, MemoryRateLimiter, Quota};
+    use crate::limit::{LimitResult, MemoryRateLimiter, Quotas};
     use crate::service::ArkAuthLayer;
     use crate::store::{BoxLookup, MemoryKeyStore};
     use crate::token::Environment;
@@ -337,14 +386,14 @@ mod tests {
 
     impl RateLimiter for YieldingLimiter {
         type Future = BoxLimit;
-        fn acquire(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
+        fn acquire(&self, key: &KeyRecord, quota: &Quotas) -> Answer<LimitResult, BoxLimit> {
             let answer = self.0.acquire(key, quota);
             Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;
                 answer.await
             }))
         }
-        fn peek(&self, key: &KeyRecord, quota: Quota) -> Answer<LimitResult, BoxLimit> {
+        fn peek(&self, key: &KeyRecord, quota: &Quotas) -> Answer<LimitResult, BoxLimit> {
             let answer = self.0.peek(key, quota);
             Answer::Later(Box::pin(async move {
                 tokio::task::yield_now().await;

@@ -36,6 +36,18 @@ impl<E: AsError> std::fmt::Display for Failure<E> {
     }
 }
 
+impl<E> Failure<E> {
+    /// `error`, `timeout` or `panic`.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Failure::Error(_) => "error",
+            Failure::Timeout => "timeout",
+            Failure::Panic => "panic",
+        }
+    }
+}
+
 /// Runs a store's or a limiter's synchronous part: its answer, or `None` if it panicked.
 pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()

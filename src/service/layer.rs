@@ -1,5 +1,6 @@
 //! [`ArkAuthLayer`]: the builder of the layer and its options.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::Layer;
@@ -11,6 +12,7 @@ use crate::store::KeyStore;
 use crate::token::Environment;
 
 use super::drain::DrainBound;
+use super::identity::IdentityHeaders;
 use super::options::{Environments, Options, DEFAULT_TIMEOUT};
 use super::service::ArkAuth;
 
@@ -25,10 +27,13 @@ use super::options::LimiterFailure;
 /// with the JSON error of the contract. It never fails: its error type is the inner
 /// service's.
 ///
-/// With [`ArkAuthLayer::request_id_extension`], every request it passes on (public routes
-/// too) carries in its extensions the [`RequestId`](crate::RequestId) a rejection would have
-/// carried: the client's valid `X-Request-Id`, or a fresh `req_` id, for a handler's own
-/// `meta.requestId`.
+/// Every request it passes on (public routes too) carries in its extensions the
+/// [`RequestId`](crate::RequestId) a rejection would have carried (the client's valid
+/// `X-Request-Id`, or a fresh `req_` id), for a handler's own `meta.requestId`, and the
+/// response gets it as `X-Request-Id` ([`request_id_header`](Self::request_id_header)). The
+/// client's `Authorization` header is removed before the inner service runs
+/// ([`hide_credentials`](Self::hide_credentials)). Every response the layer writes itself
+/// carries a [`Refusal`](crate::Refusal) in its extensions, for outer layers.
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -41,7 +46,7 @@ use super::options::LimiterFailure;
 /// let store = MemoryKeyStore::from_records([key.record.with_permissions(Permissions::ALL)]).unwrap();
 ///
 /// let svc = ServiceBuilder::new()
-///     .layer(ArkAuthLayer::new(store).require(Permission::EmailsSend).request_id_extension(true))
+///     .layer(ArkAuthLayer::new(store).require(Permission::EmailsSend))
 ///     .service_fn(|req: Request<String>| async move {
 ///         let key = req.extensions().get::<AuthenticatedKey>().unwrap();
 ///         let id = req.extensions().get::<RequestId>().unwrap();
@@ -94,7 +99,11 @@ impl<K: KeyStore + Clone> ArkAuthLayer<K> {
                 timeout: DEFAULT_TIMEOUT,
                 limiter_failure: LimiterFailure::Allow,
                 drain: DrainBound::DEFAULT,
-                request_id: false,
+                request_id_header: true,
+                hide_credentials: true,
+                identity: None,
+                #[cfg(feature = "metrics")]
+                metrics_per_key: false,
                 require_checksum: false,
             },
         }
@@ -149,37 +158,129 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
         self
     }
 
-    /// Puts the [`RequestId`](crate::RequestId) of every request the layer passes on into
-    /// its extensions: the id a rejection of it would have carried (the client's valid
-    /// `X-Request-Id`, or a fresh `req_` id), for handlers to read instead of recomputing it
-    /// (default off).
-    ///
-    /// Off by default because it costs: checking a client's id against the presented key
-    /// (so that no id repeats a part of it) and the extension insert add about 3 600
-    /// instructions to an accepted request that carries an `X-Request-Id`, about 45 % of
-    /// the layer's own accept path (`benches/callgrind.sh 5_ark_accept_100k`).
+    /// Whether the layer puts `X-Request-Id` on the responses of the inner service (default
+    /// on): the id of the request's [`RequestId`](crate::RequestId) extension, so a client
+    /// can quote it whatever the answer. A response that already has an `X-Request-Id` (the
+    /// handler set one) keeps it.
     ///
     /// ```
     /// use std::convert::Infallible;
-    /// use ark_auth::{ArkAuthLayer, MemoryKeyStore, RequestId, Access};
+    /// use ark_auth::{Access, ArkAuthLayer, MemoryKeyStore};
     /// use http::{Request, Response};
     /// use tower::{ServiceBuilder, ServiceExt};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let handler = |_req: Request<String>| async { Ok::<_, Infallible>(Response::new(String::new())) };
+    /// let req = || Request::get("/").header("x-request-id", "abc-1").body(String::new()).unwrap();
     /// let layer = ArkAuthLayer::new(MemoryKeyStore::new()).policy(Access::Public);
+    ///
+    /// let on = ServiceBuilder::new().layer(layer.clone()).service_fn(handler);
+    /// assert_eq!(on.oneshot(req()).await.unwrap().headers()["x-request-id"], "abc-1");
+    /// let off = ServiceBuilder::new().layer(layer.request_id_header(false)).service_fn(handler);
+    /// assert!(off.oneshot(req()).await.unwrap().headers().get("x-request-id").is_none());
+    /// # }
+    /// ```
+    pub fn request_id_header(mut self, on: bool) -> Self {
+        self.options.request_id_header = on;
+        self
+    }
+
+    /// Whether the layer removes the client's `Authorization` header from every request it
+    /// passes on (default on), so that the secret stays at the edge: neither a handler nor
+    /// an upstream behind a gateway ever sees it (for gRPC this is the `authorization`
+    /// metadata, the same HTTP/2 header). A handler reads the key from the request's
+    /// [`AuthenticatedKey`](crate::AuthenticatedKey) extension instead.
+    ///
+    /// Public routes lose the header too. Turn this off only when something behind the
+    /// layer reads another scheme from `Authorization` (a `Basic` login on a public route).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use ark_auth::{generate_key, ArkAuthLayer, AuthenticatedKey, Environment, MemoryKeyStore};
+    /// use http::{Request, Response};
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let key = generate_key(Environment::Test).unwrap();
+    /// let store = MemoryKeyStore::from_records([key.record.clone()]).unwrap();
     /// let svc = ServiceBuilder::new()
-    ///     .layer(layer.request_id_extension(true))
+    ///     .layer(ArkAuthLayer::new(store))
     ///     .service_fn(|req: Request<String>| async move {
-    ///         let id = req.extensions().get::<RequestId>().unwrap();
-    ///         assert_eq!(id.as_str(), "abc-1");
+    ///         assert!(req.headers().get("authorization").is_none());
+    ///         assert!(req.extensions().get::<AuthenticatedKey>().is_some());
     ///         Ok::<_, Infallible>(Response::new(String::new()))
     ///     });
-    /// let req = Request::get("/").header("x-request-id", "abc-1").body(String::new()).unwrap();
+    /// let req = Request::get("/")
+    ///     .header("authorization", format!("Bearer {}", key.plaintext.expose_secret()))
+    ///     .body(String::new())
+    ///     .unwrap();
     /// assert!(svc.oneshot(req).await.unwrap().status().is_success());
     /// # }
     /// ```
-    pub fn request_id_extension(mut self, on: bool) -> Self {
-        self.options.request_id = on;
+    pub fn hide_credentials(mut self, on: bool) -> Self {
+        self.options.hide_credentials = on;
+        self
+    }
+
+    /// Sets headers naming the caller's key on every request the layer passes on, after
+    /// removing every copy of those names the client sent (default: none set, none removed).
+    /// See [`IdentityHeaders`] for the names, the values and their encoding.
+    ///
+    /// For a gateway, whose upstream knows the caller only by its headers. An application
+    /// does not need them: its handlers read the
+    /// [`AuthenticatedKey`](crate::AuthenticatedKey) extension, which no client can forge
+    /// (and with this off, a header such as `x-ark-key-id` is whatever the client sent).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use ark_auth::service::IdentityHeaders;
+    /// use ark_auth::{generate_key, ArkAuthLayer, Environment, MemoryKeyStore};
+    /// use http::{Request, Response};
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let key = generate_key(Environment::Live).unwrap();
+    /// let record = key.record.clone().with_name("billing").with_tenant("tn_42");
+    /// let store = MemoryKeyStore::from_records([record]).unwrap();
+    /// let upstream = |req: Request<String>| async move {
+    ///     let h = req.headers();
+    ///     assert_eq!(h.get_all("x-ark-key-id").iter().count(), 1);
+    ///     assert_ne!(h["x-ark-key-id"], "key_admin");
+    ///     assert_eq!(h["x-ark-key-name"], "billing");
+    ///     assert_eq!(h["x-ark-environment"], "live");
+    ///     assert_eq!(h["x-ark-tenant"], "tn_42");
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// };
+    /// let gateway = ServiceBuilder::new()
+    ///     .layer(ArkAuthLayer::new(store).identity_headers(IdentityHeaders::default()))
+    ///     .service_fn(upstream);
+    /// let req = Request::get("/")
+    ///     .header("authorization", format!("Bearer {}", key.plaintext.expose_secret()))
+    ///     .header("X-Ark-Key-Id", "key_admin") // made up by the client: removed
+    ///     .body(String::new())
+    ///     .unwrap();
+    /// assert!(gateway.oneshot(req).await.unwrap().status().is_success());
+    /// # }
+    /// ```
+    pub fn identity_headers(mut self, headers: IdentityHeaders) -> Self {
+        self.options.identity = Some(Arc::new(headers));
+        self
+    }
+
+    /// Whether the request counter of [`crate::metrics`] carries a `key_id` label on
+    /// requests whose key is known (default off: one series per key and outcome, which a
+    /// deployment with many keys may not want to store).
+    ///
+    /// ```
+    /// use ark_auth::{ArkAuthLayer, MemoryKeyStore};
+    ///
+    /// let layer = ArkAuthLayer::new(MemoryKeyStore::new()).metrics_per_key(true);
+    /// # drop(layer);
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_per_key(mut self, on: bool) -> Self {
+        self.options.metrics_per_key = on;
         self
     }
 
@@ -268,7 +369,7 @@ impl<S, K: Clone, L: Clone, P: Clone> Layer<S> for ArkAuthLayer<K, L, P> {
             self.store.clone(),
             self.limiter.clone(),
             self.policy.clone(),
-            self.options,
+            self.options.clone(),
         )
     }
 }

@@ -12,8 +12,10 @@ mod decide;
 pub(crate) mod drain;
 mod future;
 mod guard;
+mod identity;
 mod layer;
 mod options;
+pub(crate) mod report;
 #[allow(clippy::module_inception)]
 mod service;
 mod shared;
@@ -21,6 +23,7 @@ mod shared;
 pub use body::ArkAuthBody;
 pub use drain::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT};
 pub use future::ResponseFuture;
+pub use identity::IdentityHeaders;
 pub use layer::ArkAuthLayer;
 pub use options::{LimiterFailure, DEFAULT_TIMEOUT};
 pub use service::ArkAuth;

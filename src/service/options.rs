@@ -1,11 +1,13 @@
 //! The layer's settings as plain data: what the builder sets and the decisions read.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::limit::Quota;
 use crate::token::Environment;
 
 use super::drain::DrainBound;
+use super::identity::IdentityHeaders;
 
 /// Default deadline for the key store and the rate limiter together, per request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,14 +24,22 @@ pub enum LimiterFailure {
 }
 
 /// The layer's settings, as the builder left them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) environments: Environments,
     pub(crate) default_quota: Quota,
     pub(crate) timeout: Duration,
     pub(crate) limiter_failure: LimiterFailure,
     pub(crate) drain: DrainBound,
-    pub(crate) request_id: bool,
+    /// `X-Request-Id` on the inner service's responses (when it set none).
+    pub(crate) request_id_header: bool,
+    /// `Authorization` removed from the requests passed on.
+    pub(crate) hide_credentials: bool,
+    /// The identity headers set on the requests passed on, if any.
+    pub(crate) identity: Option<Arc<IdentityHeaders>>,
+    /// A `key_id` label on the request counter (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_per_key: bool,
     pub(crate) require_checksum: bool,
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -13,7 +14,7 @@ use crate::answer::Answer;
 use crate::key::{token_has_valid_checksum, KeyHash};
 use crate::limit::{MemoryRateLimiter, RateLimiter};
 use crate::policy::{Access, AccessPolicy, RequestHead};
-use crate::response::Rejection;
+use crate::response::{Rejection, RequestId};
 use crate::store::KeyStore;
 use crate::token::bearer_token;
 
@@ -22,6 +23,7 @@ use super::decide::{Decision, Need};
 use super::future::{Parked, ResponseFuture};
 use super::guard::{catch_panic, Failure};
 use super::options::Options;
+use super::report::{self, Outcome, Step, Stopwatch};
 use super::shared::{pass_on, Authorized, Shared};
 
 /// The service made by [`ArkAuthLayer`](crate::ArkAuthLayer).
@@ -103,58 +105,97 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let shared = &*self.shared;
         let (permissions, scope) = match shared.policy.access(&RequestHead::of(&req)) {
-            Access::Public => {
-                pass_on(&mut req, None, shared.options.request_id);
-                return ResponseFuture::call(self.inner.call(req), None);
+            Access::Public => return self.without_key(req, Outcome::Public),
+            Access::Optional { .. } if !req.headers().contains_key(AUTHORIZATION) => {
+                return self.without_key(req, Outcome::Anonymous)
             }
-            Access::Key { permissions, scope } => (permissions, scope),
+            Access::Key { permissions, scope } | Access::Optional { permissions, scope } => {
+                (permissions, scope)
+            }
         };
         let token = match bearer_token(req.headers()) {
             Ok(token) => token,
-            Err(e) => return ResponseFuture::reject(Rejection::Credentials(e), req, shared),
+            Err(e) => {
+                let rejection = Rejection::Credentials(e);
+                return ResponseFuture::reject(rejection, req, shared, None, None);
+            }
         };
         let environment = token.environment();
         if !shared.options.environments.accepts(environment) {
             let rejection = Rejection::EnvironmentNotAccepted(environment);
-            return ResponseFuture::reject(rejection, req, shared);
+            return ResponseFuture::reject(rejection, req, shared, None, None);
         }
         // Depends on the token only: refusing here says nothing about any stored key.
         if shared.options.require_checksum && !token_has_valid_checksum(&token) {
-            return ResponseFuture::reject(Rejection::UnknownKey, req, shared);
+            return ResponseFuture::reject(Rejection::UnknownKey, req, shared, None, None);
         }
+        let id = RequestId::for_token(req.headers(), &token);
         let need = Need {
             hash: KeyHash::of(&token),
             permissions,
             scope,
         };
+        let watch = Stopwatch::start();
         let found = match catch_panic(|| shared.store.lookup(&need.hash)) {
             Some(Answer::Now(found)) => found.map_err(Failure::Error),
-            Some(Answer::Later(fut)) => return ResponseFuture::lookup(fut, self.park(req, need)),
+            Some(Answer::Later(fut)) => {
+                let parked = self.park(req, need, id, watch.parked());
+                return ResponseFuture::lookup(fut, parked);
+            }
             None => Err(Failure::Panic),
         };
+        watch.stop(Step::Lookup, false);
         match shared.authorize(found, &need) {
             Authorized::Decided(Decision::Call(key, limit)) => {
                 // Everything was answered synchronously: the inner service that was polled
                 // ready runs the request, no clone needed.
-                pass_on(&mut req, Some(key), shared.options.request_id);
-                ResponseFuture::call(self.inner.call(req), limit)
+                let echo = pass_on(&mut req, Some(key), id, &shared.options);
+                ResponseFuture::call(self.inner.call(req), limit, echo)
             }
-            Authorized::Decided(Decision::Reject(rejection)) => {
-                ResponseFuture::reject(rejection, req, shared)
+            Authorized::Decided(Decision::Reject(rejection, key)) => {
+                ResponseFuture::reject(rejection, req, shared, Some(id), key)
             }
-            Authorized::WaitLimit { fut, verified } => {
-                ResponseFuture::limit(fut, self.park(req, need), verified)
-            }
+            Authorized::WaitLimit {
+                fut,
+                verified,
+                watch,
+            } => ResponseFuture::limit(fut, self.park(req, need, id, watch), verified),
         }
+    }
+}
+
+impl<S, K, L, P> ArkAuth<S, K, L, P> {
+    /// Passes a request on without a key (a public route, or an optional one without
+    /// credentials).
+    fn without_key<B, ResBody>(
+        &mut self,
+        mut req: Request<B>,
+        outcome: Outcome,
+    ) -> ResponseFuture<S, B, K, L, P>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>>,
+        K: KeyStore,
+        L: RateLimiter,
+    {
+        let id = RequestId::from_headers(req.headers());
+        report::decided(outcome, None, &id, &self.shared.options);
+        let echo = pass_on(&mut req, None, id, &self.shared.options);
+        ResponseFuture::call(self.inner.call(req), None, echo)
     }
 }
 
 impl<S: Clone, K, L, P> ArkAuth<S, K, L, P> {
     /// Parks a request that must wait for the store or the limiter, with the inner service
     /// that was polled ready (a clone takes its place, as `tower` recommends).
-    fn park<B>(&mut self, req: Request<B>, need: Need) -> Box<Parked<S, B, K, L, P>> {
+    fn park<B>(
+        &mut self,
+        req: Request<B>,
+        need: Need,
+        id: RequestId,
+        watch: Stopwatch,
+    ) -> Box<Parked<S, B, K, L, P>> {
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Parked::new(inner, req, need, Arc::clone(&self.shared))
+        Parked::new(inner, req, need, id, watch, Arc::clone(&self.shared))
     }
 }

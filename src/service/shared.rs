@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use http::header::{HeaderValue, AUTHORIZATION};
 use http::Request;
 
 use crate::answer::Answer;
@@ -14,6 +15,7 @@ use crate::store::KeyStore;
 use super::decide::{self, Checked, Decision, Found, Need, Verified};
 use super::guard::{catch_panic, Failure, Timers};
 use super::options::Options;
+use super::report::{self, Outcome, Step, Stopwatch};
 
 /// What every clone of one service shares: the store, the limiter, the policy, the options,
 /// and what is known of the runtime's timers.
@@ -38,22 +40,43 @@ impl<K, L, P> Shared<K, L, P> {
 }
 
 /// What the inner service gets with a request: the request's id (the one a rejection would
-/// have carried) when the layer hands it on, and, unless the route is public, the key.
-pub(crate) fn pass_on<B>(req: &mut Request<B>, key: Option<AuthenticatedKey>, request_id: bool) {
-    if request_id {
-        let id = RequestId::from_headers(req.headers());
-        req.extensions_mut().insert(id);
+/// have carried) and, when one authenticated, the key, in its extensions; without the
+/// client's `Authorization` header when credentials are hidden; with the identity headers
+/// (and without the client's copies of them) when they are on. Returns the id's header value
+/// for the response when the layer puts `X-Request-Id` there.
+pub(crate) fn pass_on<B>(
+    req: &mut Request<B>,
+    key: Option<AuthenticatedKey>,
+    id: RequestId,
+    options: &Options,
+) -> Option<HeaderValue> {
+    let headers = req.headers_mut();
+    if options.hide_credentials {
+        headers.remove(AUTHORIZATION);
     }
+    if let Some(identity) = &options.identity {
+        identity.apply(headers, key.as_ref());
+    }
+    if let Some(key) = &key {
+        report::decided(Outcome::Accepted, Some(key.id()), &id, options);
+    }
+    let echo = options.request_id_header.then(|| id.header_value());
     let extensions = req.extensions_mut();
+    extensions.insert(id);
     if let Some(key) = key {
         extensions.insert(key);
     }
+    echo
 }
 
 /// Where a request stands once the store has answered.
 pub(crate) enum Authorized<RF> {
     Decided(Decision),
-    WaitLimit { fut: RF, verified: Verified },
+    WaitLimit {
+        fut: RF,
+        verified: Verified,
+        watch: Stopwatch,
+    },
 }
 
 impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
@@ -64,22 +87,29 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
         let environments = self.options.environments;
         let verified = match decide::verify(found, need, environments, SystemTime::now) {
             Ok(verified) => verified,
-            Err(rejection) => return Authorized::Decided(Decision::Reject(rejection)),
+            Err((rejection, key)) => return Authorized::Decided(Decision::Reject(rejection, key)),
         };
         let record = &*verified.record;
         let quota = decide::quota(record, self.options.default_quota);
         // Acquire for an authorised request, peek for a 403 (its headers).
+        let watch = Stopwatch::start();
         let answer = catch_panic(|| match verified.denied {
-            Some(_) => self.limiter.peek(record, quota),
-            None => self.limiter.acquire(record, quota),
+            Some(_) => self.limiter.peek(record, &quota),
+            None => self.limiter.acquire(record, &quota),
         });
-        match answer {
-            Some(Answer::Now(checked)) => {
-                Authorized::Decided(self.settle(checked.map_err(Failure::Error), verified))
+        let checked = match answer {
+            Some(Answer::Now(checked)) => checked.map_err(Failure::Error),
+            Some(Answer::Later(fut)) => {
+                return Authorized::WaitLimit {
+                    fut,
+                    verified,
+                    watch,
+                }
             }
-            Some(Answer::Later(fut)) => Authorized::WaitLimit { fut, verified },
-            None => Authorized::Decided(self.settle(Err(Failure::Panic), verified)),
-        }
+            None => Err(Failure::Panic),
+        };
+        watch.stop(Step::Limiter, false);
+        Authorized::Decided(self.settle(checked, verified))
     }
 
     /// What the limiter's answer leads to.

@@ -61,7 +61,7 @@ pub type BoxLookup = Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>
 /// }
 /// ```
 ///
-/// A complete store: the crate's `examples/custom_store.rs`.
+/// A complete store: the crate's `examples/custom_store.rs` (keys in SQLite).
 pub trait KeyStore: Send + Sync + 'static {
     /// The future of a lookup answered later.
     type Future: Future<Output = LookupResult> + Send + 'static;

@@ -15,7 +15,7 @@ use std::future::IntoFuture;
 
 use ark_auth::{
     key::{KeyHash, KeyRecord},
-    limit::{BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quota, RateLimiter},
+    limit::{BoxLimit, LimitResult, LimiterError, MemoryRateLimiter, Quotas, RateLimiter},
     store::{Answer, BoxLookup, KeyStore, LookupResult, StoreError},
     AccessPolicy, ArkAuthLayer, AuthenticatedKey, MemoryKeyStore,
 };
@@ -543,10 +543,10 @@ impl BadLimiter {
 
 impl RateLimiter for BadLimiter {
     type Future = BoxLimit;
-    fn acquire(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
+    fn acquire(&self, _key: &KeyRecord, _quota: &Quotas) -> Answer<LimitResult, BoxLimit> {
         self.check()
     }
-    fn peek(&self, _key: &KeyRecord, _quota: Quota) -> Answer<LimitResult, BoxLimit> {
+    fn peek(&self, _key: &KeyRecord, _quota: &Quotas) -> Answer<LimitResult, BoxLimit> {
         self.check()
     }
 }
