@@ -31,8 +31,10 @@ pub(crate) use json::{quotas_from_json, quotas_to_json};
 pub(crate) use log::{Spec, Summary};
 pub use memory::MemoryRateLimiter;
 pub use quotas::{Quotas, QuotasError};
+pub(crate) use text::window_name;
 pub use text::QuotaParseError;
-pub(crate) use text::{quotas_from_members, window_member, window_name};
+#[cfg(feature = "serde")]
+pub(crate) use text::{quotas_from_members, window_member};
 #[cfg(feature = "redis")]
 pub(crate) use window::{decision_at, WindowState};
 

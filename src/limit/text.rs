@@ -135,6 +135,7 @@ pub(crate) fn collect(
     Quotas::new(&all).map_err(|_| QuotaParseError("no rate limit given".into()))
 }
 
+#[cfg(any(feature = "serde", feature = "postgres"))]
 /// The limits of a `rate_limits` object's members, `(window, limit)` in order (`limit`
 /// `None` when the value is not an unsigned integer): strict, as [`collect`].
 pub(crate) fn quotas_from_members<'a>(
@@ -143,6 +144,7 @@ pub(crate) fn quotas_from_members<'a>(
     collect(members.into_iter().map(|(w, n)| member(w, n)))
 }
 
+#[cfg(any(feature = "serde", feature = "postgres"))]
 /// One member of a keys file's `rate_limits` object: `"minute": 100`. `limit` is `None`
 /// when the member's value is not an unsigned integer.
 pub(crate) fn member(window: &str, limit: Option<u64>) -> Result<Quota, QuotaParseError> {
