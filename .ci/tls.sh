@@ -52,7 +52,7 @@ for _ in $(seq 50); do
 done
 
 # Redis: a second server, TLS only (port 0 turns the plain port off), no client certificates.
-redis-cli -p "$redis_port" --tls --cacert "$tls_dir/ca.pem" shutdown nosave >/dev/null 2>&1 || true
+redis-cli -p "$redis_port" --tls --insecure shutdown nosave >/dev/null 2>&1 || true # a re-run's old server
 redis-server --daemonize yes --port 0 --tls-port "$redis_port" --bind 127.0.0.1 \
   --tls-cert-file "$tls_dir/server.pem" --tls-key-file "$tls_dir/server.key" \
   --tls-ca-cert-file "$tls_dir/ca.pem" --tls-auth-clients no --save '' --appendonly no \
