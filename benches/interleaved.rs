@@ -101,7 +101,36 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The requests of the rotating variants: keys `0..1 000` in turn.
+fn rotating_requests() -> Vec<Request<ReqBody>> {
+    (0..1_000).map(|i| bearer_request(&key_token(i))).collect()
+}
+
+/// The reference with `n` keys and the three headers, on keys `0..1 000` in turn.
+fn rotating_reference(n: u64, drop_inside: bool) -> Runner {
+    let svc = ModelAuthLayer {
+        auth: Arc::new(RefAuthenticator::new(n)),
+    }
+    .layer(inner())
+    .map_response(add_ratelimit_headers);
+    stack_runner(svc, rotating_requests(), 200, drop_inside)
+}
+
+/// ark-auth with the exact sliding window (the default's limit of 10, per millisecond instead
+/// of per second) on keys `0..1 000` in turn: about 2 requests per key and millisecond
+/// natively, all admitted.
+fn rotating_exact(store: ark_auth::MemoryKeyStore, drop_inside: bool) -> Runner {
+    let layer = ark_auth::ArkAuthLayer::new(store)
+        .require(REQUIRED)
+        .default_quota(ark_auth::limit::Quota::new(
+            std::num::NonZeroU32::new(10).unwrap(),
+            Duration::from_millis(1),
+        ));
+    stack_runner(layer.layer(inner()), rotating_requests(), 200, drop_inside)
+}
+
 const BARE: &str = "1_bare_service_fn";
+const BARE_AXUM_BODY: &str = "1b_bare_service_fn_axum_body";
 const REFERENCE: &str = "3_reference_accept_100k";
 const REFERENCE_HEADERS: &str = "3b_reference_accept_100k+ratelimit_headers";
 const ARK_ACCEPT: &str = "5_ark_accept_100k";
@@ -139,6 +168,10 @@ fn main() {
             Box::new(|| stack_runner(inner(), good.clone(), 200, d)),
         ),
         (
+            BARE_AXUM_BODY,
+            Box::new(|| stack_runner(peer::inner_axum_body(), good.clone(), 200, d)),
+        ),
+        (
             "2_towerhttp_bearer_valid",
             Box::new(|| stack_runner(bearer_layer(&token0).layer(inner()), good.clone(), 200, d)),
         ),
@@ -162,6 +195,18 @@ fn main() {
         (
             "4_reference_unknown_key_100k",
             Box::new(|| stack_runner(reference().layer(inner()), unknown.clone(), 401, d)),
+        ),
+        (
+            "3c_reference_accept_1k_rotating+ratelimit_headers",
+            Box::new(|| rotating_reference(1_000, d)),
+        ),
+        (
+            "3e_reference_accept_100k_rotating+ratelimit_headers",
+            Box::new(|| rotating_reference(100_000, d)),
+        ),
+        (
+            "3d_reference_accept_1M_rotating+ratelimit_headers",
+            Box::new(|| rotating_reference(1_000_000, d)),
         ),
         (ARK_ACCEPT, reject(good.clone(), 200)),
         (
@@ -187,20 +232,16 @@ fn main() {
             }),
         ),
         (
-            "5d_ark_accept_exact_100k",
-            Box::new(|| {
-                // The exact sliding window with the default's limit of 10 (per millisecond,
-                // not second) on 1 000 keys in turn: about 2 requests per key and millisecond
-                // natively, all admitted.
-                let keys = (0..1_000).map(|i| bearer_request(&key_token(i))).collect();
-                let layer = ark_auth::ArkAuthLayer::new(store())
-                    .require(REQUIRED)
-                    .default_quota(ark_auth::limit::Quota::new(
-                        std::num::NonZeroU32::new(10).unwrap(),
-                        Duration::from_millis(1),
-                    ));
-                stack_runner(layer.layer(inner()), keys, 200, d)
-            }),
+            "5d_ark_accept_exact_100k_rotating",
+            Box::new(|| rotating_exact(store(), d)),
+        ),
+        (
+            "5e_ark_accept_exact_1k_rotating",
+            Box::new(|| rotating_exact(ark_store(1_000), d)),
+        ),
+        (
+            "5f_ark_accept_exact_1M_rotating",
+            Box::new(|| rotating_exact(ark_store(1_000_000), d)),
         ),
         ("6_ark_unknown_key_100k", reject(unknown.clone(), 401)),
         ("7_ark_wrong_secret_100k", reject(wrong.clone(), 401)),
@@ -213,10 +254,12 @@ fn main() {
             reject(vec![bearer_request(&key_token(NO_PERMISSION_KEY))], 403),
         ),
         ("10_ark_429_rate_limited", {
-            // a layer of its own whose default quota is 1 per hour (key 1 has no quota of its
-            // own), exhausted before the measurement: no request of the run gets through,
-            // however slowly it runs (under valgrind, a 1/s key lets one through every second)
-            let t = vec![bearer_request(&key_token(1))];
+            // a layer of its own whose default quota is 1 per hour (key 99 999 has no quota
+            // of its own), exhausted before the measurement: no request of the run gets
+            // through, however slowly it runs (under valgrind, a 1/s key lets one through
+            // every second). The limiter is process-wide (keyed by the key's hash): the key is
+            // outside the keys `0..1 000` the rotating variants admit under other quotas.
+            let t = vec![bearer_request(&key_token(99_999))];
             Box::new(move || {
                 let layer = ark_auth::ArkAuthLayer::new(store())
                     .require(REQUIRED)
@@ -236,6 +279,18 @@ fn main() {
         (
             "12_ark_missing_header",
             reject(vec![typical_request(None)], 401),
+        ),
+        (
+            "13_peer_accept_100k",
+            Box::new(|| stack_runner(peer::peer_stack(100_000), good.clone(), 200, d)),
+        ),
+        (
+            "14_peer_unknown_key_100k",
+            Box::new(|| stack_runner(peer::peer_stack(100_000), unknown.clone(), 401, d)),
+        ),
+        (
+            "15_peer_wrong_secret_100k",
+            Box::new(|| stack_runner(peer::peer_stack(100_000), wrong.clone(), 401, d)),
         ),
     ];
 
@@ -268,7 +323,14 @@ fn main() {
     let mut variants: Vec<(&str, Runner)> = builders
         .into_iter()
         .filter(|(n, _)| {
-            [BARE, REFERENCE, REFERENCE_HEADERS, ARK_ACCEPT].contains(n)
+            [
+                BARE,
+                BARE_AXUM_BODY,
+                REFERENCE,
+                REFERENCE_HEADERS,
+                ARK_ACCEPT,
+            ]
+            .contains(n)
                 || wanted
                     .as_ref()
                     .is_none_or(|w| w.iter().any(|w| n.contains(w.as_str())))
@@ -277,9 +339,11 @@ fn main() {
         .collect();
     let nv = variants.len();
 
-    for (_, run) in variants.iter_mut() {
+    for (name, run) in variants.iter_mut() {
         for _ in 0..20 {
-            run(batch);
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(batch))).is_err() {
+                panic!("variant {name} failed its warm-up");
+            }
         }
     }
     let mut ns = vec![Vec::with_capacity(rounds); nv];
@@ -389,6 +453,55 @@ fn main() {
             pct(&ratio, 0.1),
             pct(&ratio, 0.9)
         );
+    }
+    // the exact window at 1k / 100k / 1M keys, against the reference on the same rotation
+    for (ark_name, ref_name) in [
+        ("5e_ark_accept_exact_1k", "3c_reference_accept_1k"),
+        ("5d_ark_accept_exact_100k", "3e_reference_accept_100k"),
+        ("5f_ark_accept_exact_1M", "3d_reference_accept_1M"),
+    ] {
+        if let (Some(a), Some(r)) = (find(ark_name), find(ref_name)) {
+            let q = quot(a, r);
+            println!(
+                "{} vs {} (added cost over bare): {:.3} from median deltas ({:.0} / {:.0} ns); median of per-round quotients {:.3} (p10..p90 {:.3}..{:.3}); goal <= 1.05",
+                variants[a].0,
+                variants[r].0,
+                pct(&delta(a), 0.5) / pct(&delta(r), 0.5),
+                pct(&delta(a), 0.5),
+                pct(&delta(r), 0.5),
+                pct(&q, 0.5),
+                pct(&q, 0.1),
+                pct(&q, 0.9)
+            );
+        }
+    }
+    // the peer stack (its own bare: the same service_fn with axum's body)
+    let ba = idx(BARE_AXUM_BODY);
+    for (ark_name, peer_name, goal) in [
+        (ARK_ACCEPT, "13_peer_accept", "<= 0.8"),
+        ("5d_ark_accept_exact", "13_peer_accept", "<= 0.8"),
+        ("6_ark_unknown", "14_peer_unknown", "<= 1"),
+        ("7_ark_wrong", "15_peer_wrong", "<= 1"),
+    ] {
+        if let (Some(a), Some(p)) = (find(ark_name), find(peer_name)) {
+            let q = sorted(
+                (0..rounds)
+                    .map(|r| (ns[a][r] - ns[b][r]) / (ns[p][r] - ns[ba][r]))
+                    .collect(),
+            );
+            let peer_delta = sorted((0..rounds).map(|r| ns[p][r] - ns[ba][r]).collect());
+            println!(
+                "{} vs {} (added cost, each over its own bare): {:.3} from median deltas ({:.0} / {:.0} ns); median of per-round quotients {:.3} (p10..p90 {:.3}..{:.3}); goal {goal}",
+                variants[a].0,
+                variants[p].0,
+                pct(&delta(a), 0.5) / pct(&peer_delta, 0.5),
+                pct(&delta(a), 0.5),
+                pct(&peer_delta, 0.5),
+                pct(&q, 0.5),
+                pct(&q, 0.1),
+                pct(&q, 0.9)
+            );
+        }
     }
     println!(
         "same against the reference + the 3 X-RateLimit-* headers (same wire output as ark): \

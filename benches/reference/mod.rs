@@ -17,6 +17,8 @@
 
 #![allow(dead_code)]
 
+pub mod peer;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
