@@ -34,6 +34,30 @@
 #      CALLGRIND=1 (instead of the wrk rounds: the server under valgrind's callgrind, one run
 #      per route, instructions per request and of it the layer's and the handler's; CG_DUR
 #      seconds of wrk each, default 10; deterministic, unlike the wall-clock rounds).
+#
+# REFERENCE=1: ark-auth against the reference pipeline (benches/reference/mod.rs) in one server
+# binary instead of the demo server: benches/e2e_server.rs (built by `cargo bench --bench
+# e2e_server --no-run`) serves the same axum Router and handler (`GET /v1/things`, a fixed
+# 30-byte JSON answer) on two listeners of one process, ark on PORT behind `ArkAuthLayer` (100 000
+# keys, a quota never reached) and the reference on PORT+1 behind `ModelAuthLayer` (100 000
+# keys) plus the same response headers ark-auth writes (the three X-RateLimit-* and
+# X-Request-Id); both accept the same fixture key, which the server prints at start. The rounds
+# are those above with TARGETS (listeners, space-separated, of `ark` and `reference`; default
+# "reference ark", the first is the baseline) in place of ROUTES; the goal line is server
+# CPU/request ark / reference <= 1.03 (req/s and p99 ratios reported beside it).
+# With CALLGRIND=1: one server under callgrind per listener (plus an idle one, subtracted), the
+# instructions per request of each listener, with and without SHA-256, and their ratio.
+#
+#   REFERENCE=1 benches/e2e.sh                                   # ark / reference, 8 rounds
+#   REFERENCE=1 TARGETS="reference reference ark" benches/e2e.sh  # with the A/A pair
+#   CALLGRIND=1 REFERENCE=1 CG_DUR=10 benches/e2e.sh             # Ir/request of each listener
+#
+# env (REFERENCE=1): TARGETS, KEYS (keys in each store, 100000), WRAP (`router`: the layers on
+# the router with `Router::layer`, as the demo server has them, the default; `outside`: each
+# pipeline wraps the router from outside, so ark-auth's response body is not boxed into axum's
+# `Body`), PORT (the ark listener; the reference's is PORT+1). NO_BUILD does not apply (cargo
+# rebuilds the bench target only when something changed).
+#
 # Needs: wrk (installed from Debian if missing), taskset (util-linux), curl or python3 for the
 # sanity checks (curl is used; installed from Debian if missing).
 #
@@ -63,8 +87,9 @@ need() {
 need wrk wrk
 need curl curl
 need taskset util-linux
+REFERENCE=${REFERENCE:-0}
 
-if [ "${NO_BUILD:-0}" != 1 ]; then
+if [ "$REFERENCE" != 1 ] && [ "${NO_BUILD:-0}" != 1 ]; then
     cargo build --release --example server --quiet
 fi
 SRV_BIN=target/release/examples/server
@@ -77,41 +102,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A fresh key: ark_live_ + 40 base62 characters from the OS RNG.
-BODY=
-while [ ${#BODY} -lt 40 ]; do
-    BODY=$BODY$(head -c 256 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')
-done
-BODY=${BODY:0:40}
-KEY="ark_live_$BODY"
-cat >"$TMP/keys.json" <<EOF
-{"keys": [{"key": "$KEY", "name": "e2e", "permissions": ["*"], "rate_limit": 1000000}]}
-EOF
-
-taskset -c "$SERVER_CPU" "$SRV_BIN" --listen "127.0.0.1:$PORT" --keys "$TMP/keys.json" \
-    >"$TMP/server.out" 2>"$TMP/server.err" &
-SRV_PID=$!
-BASE="http://127.0.0.1:$PORT"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$BASE/health" && break
-    sleep 0.1
-done
-kill -0 "$SRV_PID" 2>/dev/null || { cat "$TMP/server.err" >&2; echo "server did not start" >&2; exit 1; }
-
-# Sanity: 200 with the key on every route, 401 without it on authenticated routes; body sizes.
-echo "# server: $SRV_BIN (pid $SRV_PID) on cpu $SERVER_CPU, RUST_LOG=$RUST_LOG; wrk -t$THREADS -c$CONNS -d${DUR}s --latency on cpu $CLIENT_CPU; $ROUNDS rounds"
-for r in $ROUTES; do
-    code=$(curl -s -o "$TMP/body" -w '%{http_code} %{size_header} %{size_download}' \
-        -H "Authorization: Bearer $KEY" "$BASE$r")
-    set -- $code
-    [ "$1" = 200 ] || { echo "GET $r with the key answered $1" >&2; exit 1; }
-    echo "# GET $r: 200, header bytes $2, body bytes $3: $(head -c 300 "$TMP/body")"
-    if [ "$r" != /health ]; then
-        c=$(curl -s -o /dev/null -w '%{http_code}' "$BASE$r")
-        [ "$c" = 401 ] || { echo "GET $r without a key answered $c, not 401" >&2; exit 1; }
-    fi
-done
-
 TICK=$(getconf CLK_TCK)
 cpu_ticks() { # utime + stime (fields 14 and 15 of /proc/PID/stat; the comm field has no spaces here)
     awk '{print $14 + $15}' "/proc/$SRV_PID/stat"
@@ -120,16 +110,16 @@ to_us() { # wrk's "1.23ms" / "456.00us" / "1.20s" -> microseconds
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else m = 1; printf "%.1f", n * m }'
 }
 
-# One wrk run: prints "rps p50_us p99_us cpu_us_per_req requests".
+# One wrk run against a URL: prints "rps p50_us p99_us cpu_us_per_req requests".
 run() {
-    local route=$1 dur=$2 c0 c1 out
+    local url=$1 dur=$2 c0 c1 out
     c0=$(cpu_ticks)
     out=$(taskset -c "$CLIENT_CPU" wrk -t"$THREADS" -c"$CONNS" -d"${dur}s" --latency \
-        -H "Authorization: Bearer $KEY" "$BASE$route")
+        -H "Authorization: Bearer $KEY" "$url")
     c1=$(cpu_ticks)
     if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
         echo "$out" >&2
-        echo "errors on $route" >&2
+        echo "errors on $url" >&2
         exit 1
     fi
     local rps total p50 p99
@@ -140,6 +130,144 @@ run() {
     awk -v rps="$rps" -v p50="$p50" -v p99="$p99" -v d="$((c1 - c0))" -v tick="$TICK" -v n="$total" \
         'BEGIN { printf "%s %s %s %.4f %d\n", rps, p50, p99, d / tick / n * 1e6, n }'
 }
+
+# R: the names in the tables, U: the URL of each (R[0], U[0]: the baseline of the ratios).
+# Goals on the medians of the per-round ratios (an empty one: reported without a verdict).
+if [ "$REFERENCE" = 1 ]; then
+    TARGETS=${TARGETS:-"reference ark"}
+    WRAP=${WRAP:-router}
+    G_CPU=1.03 G_RPS= G_P99=
+    cargo bench --bench e2e_server --no-run >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log" >&2; exit 1; }
+    SRV_BIN=$(sed -n 's/.*Executable .*(\(.*\)).*/\1/p' "$TMP/build.log" | tail -1)
+    [ -x "$SRV_BIN" ] || { cat "$TMP/build.log" >&2; echo "no e2e_server binary found" >&2; exit 1; }
+    SRV_ARGS=(--ark "127.0.0.1:$PORT" --reference "127.0.0.1:$((PORT + 1))")
+    [ "$WRAP" = outside ] && SRV_ARGS+=(--outside)
+    declare -A URL_OF=([ark]="http://127.0.0.1:$PORT/v1/things" [reference]="http://127.0.0.1:$((PORT + 1))/v1/things")
+    read -r -a R <<<"$TARGETS"
+    U=()
+    for t in "${R[@]}"; do
+        [ -n "${URL_OF[$t]:-}" ] || { echo "TARGETS: $t is neither ark nor reference" >&2; exit 1; }
+        U+=("${URL_OF[$t]}")
+    done
+    wait_up() { # $1: tries 0.1 s apart; both listeners answering (a 401 without a key)
+        local u
+        for u in "${URL_OF[ark]}" "${URL_OF[reference]}"; do
+            for _ in $(seq "$1"); do curl -s -o /dev/null "$u" && break; sleep 0.1; done
+        done
+    }
+    taskset -c "$SERVER_CPU" "$SRV_BIN" "${SRV_ARGS[@]}" >"$TMP/server.out" 2>"$TMP/server.err" &
+    SRV_PID=$!
+    wait_up 300
+    kill -0 "$SRV_PID" 2>/dev/null || { cat "$TMP/server.err" >&2; echo "server did not start" >&2; exit 1; }
+    KEY=$(head -1 "$TMP/server.out") # the fixture key key_token(0), printed by the server
+
+    echo "# server: $SRV_BIN ${SRV_ARGS[*]} (pid $SRV_PID) on cpu $SERVER_CPU, KEYS=${KEYS:-100000}; wrk -t$THREADS -c$CONNS -d${DUR}s --latency on cpu $CLIENT_CPU; $ROUNDS rounds"
+    declare -A HB=()
+    for t in ark reference; do
+        u=${URL_OF[$t]}
+        code=$(curl -s -D "$TMP/headers" -o "$TMP/body" -w '%{http_code} %{size_header} %{size_download}' \
+            -H "Authorization: Bearer $KEY" "$u")
+        set -- $code
+        [ "$1" = 200 ] || { echo "$t: GET $u with the key answered $1" >&2; exit 1; }
+        HB[$t]=$2
+        echo "# $t: GET $u: 200, header bytes $2, body bytes $3: $(head -c 300 "$TMP/body"); headers: $(tr -d '\r' <"$TMP/headers" | awk -F': ' 'NR > 1 && NF > 1 { printf "%s%s", s, $1; s = ", " }')"
+        c=$(curl -s -o /dev/null -w '%{http_code}' "$u")
+        [ "$c" = 401 ] || { echo "$t: GET $u without a key answered $c, not 401" >&2; exit 1; }
+    done
+    [ "${HB[ark]}" = "${HB[reference]}" ] || echo "# WARNING: the listeners' 200s differ in header bytes (${HB[ark]} vs ${HB[reference]})"
+
+    if [ "${CALLGRIND:-0}" = 1 ]; then
+        # One server under callgrind per listener, plus one that serves only the readiness
+        # requests (one 401 per listener, as every run does), whose instructions (the startup:
+        # both stores built, 2 x KEYS SHA-256 on valgrind's portable path) are subtracted.
+        kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
+        CG_DUR=${CG_DUR:-10}
+        need valgrind valgrind
+        cg_ref_run() { # $1: ark, reference or idle; prints "Ir requests sha_Ir alloc_Ir file"
+            mkdir -p target/callgrind
+            local f="target/callgrind/e2e_server.$1.out" n=0 out=
+            taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$f" \
+                "$SRV_BIN" "${SRV_ARGS[@]}" >/dev/null 2>"$TMP/cg.err" &
+            SRV_PID=$!
+            wait_up 3000
+            kill -0 "$SRV_PID" 2>/dev/null || { cat "$TMP/cg.err" >&2; echo "server under valgrind did not start" >&2; exit 1; }
+            if [ "$1" != idle ]; then
+                out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c4 -d"${CG_DUR}s" -H "Authorization: Bearer $KEY" "${URL_OF[$1]}")
+                if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then echo "$out" >&2; echo "errors on $1 under callgrind" >&2; exit 1; fi
+                n=$(awk '/requests in/ {print $1}' <<<"$out")
+            fi
+            kill -TERM "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
+            local ir sha alloc
+            ir=$(awk '/^(totals|summary):/ {print $2; exit}' "$f")
+            sha=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk '/compress256/ {gsub(",", "", $1); print $1; exit}' || true)
+            alloc=$(callgrind_annotate --threshold=100 "$f" 2>/dev/null | awk '
+                /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ && /malloc|free|arena\.c|__rdl_|__rust_alloc|__rust_dealloc|realloc/ {
+                    v = $1; gsub(",", "", v); m += v }
+                END { printf "%.0f", m }')
+            echo "$ir $n ${sha:-0} $alloc $f"
+        }
+        read -r idle _ idle_sha idle_alloc _ <<<"$(cg_ref_run idle)"
+        echo
+        echo "## callgrind: server instructions per request (wrk -t1 -c4 -d${CG_DUR}s under valgrind; idle server's $idle Ir subtracted; WRAP=$WRAP)"
+        echo "| listener | requests | Ir/request | SHA-256 Ir/request | Ir/request excl. SHA-256 | malloc/free Ir/request (self) |"
+        echo "|---|---|---|---|---|---|"
+        declare -A CG=()
+        for t in $(tr ' ' '\n' <<<"$TARGETS" | awk 'NF && !seen[$1]++'); do
+            read -r ir n sha alloc _ <<<"$(cg_ref_run "$t")"
+            line=$(awk -v ir="$ir" -v n="$n" -v s="$sha" -v a="$alloc" -v i0="$idle" -v s0="$idle_sha" -v a0="$idle_alloc" \
+                'BEGIN { t = (ir - i0) / n; h = (s - s0) / n; printf "%d %.0f %.0f %.0f %.0f", n, t, h, t - h, (a - a0) / n }')
+            read -r n ipr h x m <<<"$line"
+            CG[$t]="$ipr $x"
+            echo "| $t | $n | $ipr | $h | $x | $m |"
+        done
+        if [ -n "${CG[ark]:-}" ] && [ -n "${CG[reference]:-}" ]; then
+            read -r ai ax <<<"${CG[ark]}"
+            read -r ri rx <<<"${CG[reference]}"
+            awk -v ai="$ai" -v ax="$ax" -v ri="$ri" -v rx="$rx" 'BEGIN {
+                printf "\nark / reference: Ir/request %.3f (%+d), excl. SHA-256 %.3f (%+d)\n", ai / ri, ai - ri, ax / rx, ax - rx }'
+        fi
+        exit 0
+    fi
+else
+    G_CPU=1.05 G_RPS=0.95 G_P99=1.1
+    # A fresh key: ark_live_ + 40 base62 characters from the OS RNG.
+    BODY=
+    while [ ${#BODY} -lt 40 ]; do
+        BODY=$BODY$(head -c 256 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')
+    done
+    BODY=${BODY:0:40}
+    KEY="ark_live_$BODY"
+    cat >"$TMP/keys.json" <<EOF
+{"keys": [{"key": "$KEY", "name": "e2e", "permissions": ["*"], "rate_limit": 1000000}]}
+EOF
+
+    taskset -c "$SERVER_CPU" "$SRV_BIN" --listen "127.0.0.1:$PORT" --keys "$TMP/keys.json" \
+        >"$TMP/server.out" 2>"$TMP/server.err" &
+    SRV_PID=$!
+    BASE="http://127.0.0.1:$PORT"
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "$BASE/health" && break
+        sleep 0.1
+    done
+    kill -0 "$SRV_PID" 2>/dev/null || { cat "$TMP/server.err" >&2; echo "server did not start" >&2; exit 1; }
+
+    # Sanity: 200 with the key on every route, 401 without it on authenticated routes; body sizes.
+    echo "# server: $SRV_BIN (pid $SRV_PID) on cpu $SERVER_CPU, RUST_LOG=$RUST_LOG; wrk -t$THREADS -c$CONNS -d${DUR}s --latency on cpu $CLIENT_CPU; $ROUNDS rounds"
+    for r in $ROUTES; do
+        code=$(curl -s -o "$TMP/body" -w '%{http_code} %{size_header} %{size_download}' \
+            -H "Authorization: Bearer $KEY" "$BASE$r")
+        set -- $code
+        [ "$1" = 200 ] || { echo "GET $r with the key answered $1" >&2; exit 1; }
+        echo "# GET $r: 200, header bytes $2, body bytes $3: $(head -c 300 "$TMP/body")"
+        if [ "$r" != /health ]; then
+            c=$(curl -s -o /dev/null -w '%{http_code}' "$BASE$r")
+            [ "$c" = 401 ] || { echo "GET $r without a key answered $c, not 401" >&2; exit 1; }
+        fi
+    done
+    read -r -a R <<<"$ROUTES"
+    U=()
+    for r in "${R[@]}"; do U+=("$BASE$r"); done
+fi
 
 if [ "${CALLGRIND:-0}" = 1 ]; then
     # Deterministic backing: instructions per request of the server itself, per route. One
@@ -186,9 +314,8 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
     exit 0
 fi
 
-for r in $ROUTES; do run "$r" "$WARMUP" >/dev/null; done
+for u in "${U[@]}"; do run "$u" "$WARMUP" >/dev/null; done
 
-read -r -a R <<<"$ROUTES"
 NR=${#R[@]}
 RES="$TMP/results"
 : >"$RES"
@@ -199,7 +326,7 @@ for round in $(seq 1 "$ROUNDS"); do
     # alternate the order: even rounds run the routes backwards
     if [ $((round % 2)) = 1 ]; then order=$(seq 0 $((NR - 1))); else order=$(seq $((NR - 1)) -1 0); fi
     declare -A got=()
-    for i in $order; do got[$i]=$(run "${R[$i]}" "$DUR"); done
+    for i in $order; do got[$i]=$(run "${U[$i]}" "$DUR"); done
     read -r brps _ bp99 bcpu _ <<<"${got[0]}"
     for i in $order; do
         read -r rps p50 p99 cpu n <<<"${got[$i]}"
@@ -236,7 +363,8 @@ for i in $(seq 0 $((NR - 1))); do
 done
 echo
 for last in $(seq 1 $((NR - 1))); do
-awk -v i="$last" '$1 == i { print $6, $7, $8 }' "$RES" | awk -v name="${R[$last]}" -v base="${R[0]}" '
+awk -v i="$last" '$1 == i { print $6, $7, $8 }' "$RES" | awk -v name="${R[$last]}" -v base="${R[0]}" \
+    -v gc="$G_CPU" -v gr="$G_RPS" -v gp="$G_P99" '
     { r[NR] = $1; p[NR] = $2; c[NR] = $3 }
     function med(a, n,   t, i, j, x) { # sort a copy
         for (i = 1; i <= n; i++) t[i] = a[i]
@@ -245,7 +373,9 @@ awk -v i="$last" '$1 == i { print $6, $7, $8 }' "$RES" | awk -v name="${R[$last]
     }
     END {
         cm = med(c, NR); rm = med(r, NR); pm = med(p, NR)
-        printf "goals (%s / %s, medians of per-round ratios): CPU/request %.3f (<= 1.05: %s), req/s %.3f (>= 0.95: %s), p99 %.3f (<= 1.1: %s)\n",
-            name, base, cm, (cm <= 1.05 ? "met" : "NOT met"), rm, (rm >= 0.95 ? "met" : "NOT met"), pm, (pm <= 1.1 ? "met" : "NOT met")
+        printf "goals (%s / %s, medians of per-round ratios): CPU/request %.3f (<= %s: %s), req/s %.3f%s, p99 %.3f%s\n",
+            name, base, cm, gc, (cm <= gc + 0 ? "met" : "NOT met"),
+            rm, (gr == "" ? "" : sprintf(" (>= %s: %s)", gr, (rm >= gr + 0 ? "met" : "NOT met"))),
+            pm, (gp == "" ? "" : sprintf(" (<= %s: %s)", gp, (pm <= gp + 0 ? "met" : "NOT met")))
     }'
 done
