@@ -19,7 +19,9 @@
 # (inclusive), which the reference and ark-auth both run once per request that reaches the hash.
 # Counts move by about ±100 per call with glibc malloc's state; they do not depend on load.
 #
-# env: CALLS (20000), OUT (directory for the callgrind/dhat files; default target/callgrind)
+# env: CALLS (20000), OUT (directory for the callgrind/dhat files; default target/callgrind),
+#      FEATURES (cargo features of the bench build, e.g. `metrics` for the 5m variant:
+#      `FEATURES=metrics benches/callgrind.sh 5_ark_accept_100k 5m_ark_accept_100k_metrics_prometheus`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +30,7 @@ OUT=${OUT:-target/callgrind}
 mkdir -p "$OUT"
 command -v valgrind >/dev/null || { apt-get install -y valgrind >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }; }
 
-BIN=$(cargo bench --bench interleaved --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
+BIN=$(cargo bench ${FEATURES:+--features "$FEATURES"} --bench interleaved --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
 [ -x "$BIN" ] || { echo "no bench binary found" >&2; exit 1; }
 
 ALL="1_bare_service_fn 1b_bare_service_fn_axum_body 2_towerhttp_bearer_valid 3_reference_accept_100k 3b_reference_accept_100k+ratelimit_headers 3c_reference_accept_1k_rotating+ratelimit_headers 3e_reference_accept_100k_rotating+ratelimit_headers 3d_reference_accept_1M_rotating+ratelimit_headers 4_reference_unknown_key_100k 5_ark_accept_100k 5b_ark_accept_1k 5c_ark_accept_1M 5d_ark_accept_exact_100k_rotating 5e_ark_accept_exact_1k_rotating 5f_ark_accept_exact_1M_rotating 6_ark_unknown_key_100k 7_ark_wrong_secret_100k 8_ark_revoked 9_ark_403_missing_permission 10_ark_429_rate_limited 11_ark_malformed_header 12_ark_missing_header 13_peer_accept_100k 14_peer_unknown_key_100k 15_peer_wrong_secret_100k"

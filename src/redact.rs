@@ -12,8 +12,9 @@ const RUN: usize = 8;
 /// one of them instead of searched for in their sorted list.
 const FEW: usize = 8;
 
-/// Windows of the text compared at once (a request id, at most 128 bytes, is one batch).
-const BATCH: usize = 128;
+/// Bytes of the text read at once (a UUID request id is one chunk): 64 bits of mask, one
+/// per byte.
+const BATCH: usize = 64;
 
 /// Whether `text` must not be repeated to the client or in a log line: it holds `ark_live_`
 /// or `ark_test_`, or 8 or more consecutive bytes of the credentials of `headers` (the body
@@ -72,47 +73,85 @@ pub(crate) fn looks_like_a_key(b: &[u8]) -> bool {
 /// [`RUN`] alphanumerics can match, and only those are compared (a UUID request id has 6 of
 /// its 29).
 ///
-/// The text's windows, [`BATCH`] at a time, are sorted as 8-byte words on the stack; each
-/// window of the secret is looked up by binary search: no allocation, and
-/// `O(secret × log 128)` per batch.
+/// The text is read in chunks of at most [`BATCH`] bytes: a bit mask marks its candidate bytes,
+/// three shifts and ands turn it into the mask of windows made of candidates only, and those
+/// windows (as 8-byte words, on the stack) are looked for among the secret's windows by
+/// [`holds_a_window`]. No allocation.
 fn shares_a_run(text: &[u8], secret: &[u8], secret_is_alphanumeric: bool) -> bool {
     if text.len() < RUN || secret.len() < RUN {
         return false;
     }
     let mut words = [0u64; BATCH];
-    let mut n = 0;
-    // Length of the run of candidate bytes that ends at `end`.
-    let mut run = 0;
-    for (end, &b) in text.iter().enumerate() {
-        run = if !secret_is_alphanumeric || b.is_ascii_alphanumeric() {
-            run + 1
+    // Chunks overlap by RUN - 1 bytes, so that every window lies wholly in one chunk.
+    let mut start = 0;
+    while start + RUN <= text.len() {
+        let chunk = &text[start..text.len().min(start + BATCH)];
+        let mut candidates: u64 = if secret_is_alphanumeric {
+            chunk.iter().enumerate().fold(0, |m, (i, &b)| {
+                m | (u64::from(ALPHANUMERIC[usize::from(b)]) << i)
+            })
         } else {
-            0
+            u64::MAX >> (BATCH - chunk.len())
         };
-        if run >= RUN {
-            words[n] = word(&text[end + 1 - RUN..]);
+        // Bit i: the RUN bytes from i on are all candidates.
+        candidates &= candidates >> 1;
+        candidates &= candidates >> 2;
+        candidates &= candidates >> 4;
+        let mut n = 0;
+        while candidates != 0 {
+            let i = candidates.trailing_zeros() as usize;
+            words[n] = word(&chunk[i..]);
             n += 1;
-            if n == BATCH {
-                if holds_a_window(&mut words, secret) {
-                    return true;
-                }
-                n = 0;
-            }
+            candidates &= candidates - 1;
         }
+        if holds_a_window(&mut words[..n], secret) {
+            return true;
+        }
+        start += BATCH - (RUN - 1);
     }
-    holds_a_window(&mut words[..n], secret)
+    false
 }
 
-/// Whether some window of `secret` is one of `words` (sorted here, unless they are few
-/// enough to compare one by one).
-fn holds_a_window(words: &mut [u64], secret: &[u8]) -> bool {
-    if words.len() <= FEW {
-        return secret.windows(RUN).any(|w| words.contains(&word(w)));
+/// Alphanumeric bytes.
+static ALPHANUMERIC: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
     }
-    words.sort_unstable();
-    secret
-        .windows(RUN)
-        .any(|w| words.binary_search(&word(w)).is_ok())
+    t
+};
+
+/// Whether some window of `secret` is one of `words`. A 256-bit filter of the words (one bit
+/// per word, picked by a multiplicative hash) rules out almost every window of the secret
+/// with a load, a multiply and a bit test; only a window whose bit is set is looked for
+/// among the words (one by one when they are few, else in their sorted list).
+fn holds_a_window(words: &mut [u64], secret: &[u8]) -> bool {
+    let mut filter = [0u64; 4];
+    for &w in words.iter() {
+        let bit = filter_bit(w);
+        filter[bit >> 6] |= 1 << (bit & 63);
+    }
+    let few = words.len() <= FEW;
+    if !few {
+        words.sort_unstable();
+    }
+    secret.windows(RUN).any(|window| {
+        let w = word(window);
+        let bit = filter_bit(w);
+        filter[bit >> 6] & (1 << (bit & 63)) != 0
+            && if few {
+                words.contains(&w)
+            } else {
+                words.binary_search(&w).is_ok()
+            }
+    })
+}
+
+/// The filter bit of a word: the top 8 bits of a Fibonacci hash.
+fn filter_bit(w: u64) -> usize {
+    (w.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
 /// The first [`RUN`] bytes of `b` (which has at least that many) as one word.
