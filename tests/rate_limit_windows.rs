@@ -173,6 +173,72 @@ async fn a_403_shows_the_closest_window_and_uses_none() {
     }
 }
 
+/// The layer's default limits (`default_quotas`: 100 per second and 3 per minute) for a key
+/// whose record sets none: every default window applies, and the fourth request is refused
+/// by the second, the minute, named in the message, with the minute's wait. A key with a
+/// limit of its own (20 per second) has that limit alone: the defaults are replaced
+/// entirely, so the default minute never refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limits_apply_together_and_a_keys_own_replace_them() {
+    let plain = generate_key(Environment::Live).unwrap();
+    let plain_token = plain.plaintext.expose_secret().to_owned();
+    let (own_token, own) = key("20/s", Permissions::ALL);
+    let store =
+        MemoryKeyStore::from_records([plain.record.with_permissions(Permissions::ALL), own])
+            .unwrap();
+    let defaults: Quotas = "100/s,3/min".parse().unwrap();
+    for srv in spawn_both(|| own_limiter(store.clone()).default_quotas(defaults)).await {
+        for remaining in [2, 1, 0] {
+            let res = get(&srv, &plain_token, "/v1/limits").await;
+            assert_eq!(state(&res), (200, 3, remaining), "[{:?}]", srv.flavor);
+        }
+        let res = get(&srv, &plain_token, "/v1/limits").await;
+        assert_eq!(state(&res), (429, 3, 0), "[{:?}]", srv.flavor);
+        assert_eq!(
+            res.json()["error"]["message"],
+            "Rate limit exceeded: 3 requests per minute",
+            "[{:?}]",
+            srv.flavor
+        );
+        let wait = retry_after(&res);
+        assert!(
+            (55..=60).contains(&wait),
+            "[{:?}] Retry-After {wait}",
+            srv.flavor
+        );
+        for remaining in (14..20).rev() {
+            let res = get(&srv, &own_token, "/v1/limits").await;
+            assert_eq!(state(&res), (200, 20, remaining), "[{:?}]", srv.flavor);
+        }
+        assert_eq!(srv.calls(), 3 + 6, "[{:?}]", srv.flavor);
+    }
+}
+
+/// Several default limits name the refusing window even when it is the second (a single
+/// per-second limit keeps the contract's "N requests per window").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_the_default_second_names_it_when_there_are_several_defaults() {
+    let plain = generate_key(Environment::Live).unwrap();
+    let token = plain.plaintext.expose_secret().to_owned();
+    let store =
+        MemoryKeyStore::from_records([plain.record.with_permissions(Permissions::ALL)]).unwrap();
+    let defaults: Quotas = "2/s,100/h".parse().unwrap();
+    for srv in spawn_both(|| own_limiter(store.clone()).default_quotas(defaults)).await {
+        let mut last = None;
+        for _ in 0..3 {
+            last = Some(get(&srv, &token, "/v1/limits").await);
+        }
+        let res = last.unwrap();
+        assert_eq!(state(&res), (429, 2, 0), "[{:?}]", srv.flavor);
+        assert_eq!(
+            res.json()["error"]["message"],
+            "Rate limit exceeded: 2 requests per second",
+            "[{:?}]",
+            srv.flavor
+        );
+    }
+}
+
 /// Through Redis (two servers, one count): 100 per second and 3 per minute across both; the
 /// fourth request, on either server, is refused by the minute with the minute's wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
