@@ -343,6 +343,206 @@ fn errors_name_what_was_wrong(file: &[&str], key: &str, path: &Path) {
     );
 }
 
+/// `rate_limits` of a `--json` record as texts; `None` when null (the server's default).
+fn limits_of(record: &Value) -> Option<Vec<String>> {
+    let list = record["rate_limits"].as_array()?;
+    Some(
+        list.iter()
+            .map(|l| l.as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+/// Rate limits through the command line, on either back-end: `--rate-limit` as a number
+/// (per second) and as several limits, shown by `list` and `show` (text and `--json`),
+/// copied by `rotate`, changed and cleared by `set-limits`; invalid limits exit 2 naming
+/// the problem and change nothing. Returns the key left with `100/s,2/min` (id, plaintext).
+fn rate_limits_through_the_cli(store: &[&str]) -> (String, String) {
+    let create = |limit: Option<&str>| {
+        let mut args = vec!["--json", "keys", "create", "--permissions", "*"];
+        args.extend(limit.map(|l| ["--rate-limit", l]).into_iter().flatten());
+        ok(store, &args).json()["record"].clone()
+    };
+    let several = create(Some("10/s,1000/h,50000/d"));
+    assert_eq!(several["rate_limit"], 10, "the per-second value, as before");
+    assert_eq!(limits_of(&several).unwrap(), ["10/s", "1000/h", "50000/d"]);
+    let one = create(Some("7"));
+    assert_eq!(one["rate_limit"], 7);
+    assert_eq!(limits_of(&one).unwrap(), ["7/s"]);
+    let hourly = create(Some("50/h"));
+    assert_eq!(hourly["rate_limit"], Value::Null, "no per-second limit");
+    assert_eq!(limits_of(&hourly).unwrap(), ["50/h"]);
+    let plain = create(None);
+    assert_eq!(plain["rate_limit"], Value::Null);
+    assert_eq!(plain["rate_limits"], Value::Null);
+    let id = several["id"].as_str().unwrap().to_owned();
+
+    let listed = ok(store, &["--json", "keys", "list"]).json();
+    let of = |id: &Value| {
+        let all = listed.as_array().unwrap();
+        all.iter().find(|k| k["id"] == *id).unwrap().clone()
+    };
+    for record in [&several, &one, &hourly, &plain] {
+        let listed = of(&record["id"]);
+        assert_eq!(listed["rate_limits"], record["rate_limits"], "{listed}");
+        assert_eq!(listed["rate_limit"], record["rate_limit"], "{listed}");
+    }
+    let table = ok(store, &["keys", "list"]).stdout;
+    assert!(
+        table.lines().next().unwrap().contains("RATE LIMITS"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("10/s,1000/h,50000/d"), "{table}");
+    let show = ok(store, &["keys", "show", &id]).stdout;
+    assert!(
+        show.contains("rate_limits:  10/s,1000/h,50000/d\n"),
+        "{show}"
+    );
+    let plain_id = plain["id"].as_str().unwrap();
+    let show = ok(store, &["keys", "show", plain_id]).stdout;
+    assert!(
+        show.contains("rate_limits:  - (the server's default)\n"),
+        "{show}"
+    );
+
+    // rotate: the successor has all of the old key's limits.
+    let rotated = ok(store, &["--json", "keys", "rotate", &id, "--grace", "1h"]).json();
+    assert_eq!(rotated["record"]["rate_limits"], several["rate_limits"]);
+
+    // Invalid limits: exit 2, the problem named, nothing changed.
+    let before = ok(store, &["--json", "keys", "list"]).stdout;
+    for (args, problem) in [
+        (
+            vec![
+                "keys",
+                "create",
+                "--permissions",
+                "*",
+                "--rate-limit",
+                "10/fortnight",
+            ],
+            "unknown window \"fortnight\"",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--permissions",
+                "*",
+                "--rate-limit",
+                "10/s,20/s",
+            ],
+            "the window second is given twice",
+        ),
+        (
+            vec!["keys", "create", "--permissions", "*", "--rate-limit", "0"],
+            "limit \"0\" is not a whole number of requests from 1 to 4294967295",
+        ),
+        (
+            vec!["keys", "set-limits", &id, "1/s,1/min,1/h,1/d,1/7d"],
+            "more than 4 rate limits",
+        ),
+    ] {
+        let r = ark(store, &args, "");
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(problem), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+    assert_eq!(ok(store, &["--json", "keys", "list"]).stdout, before);
+
+    // set-limits: replaces the key's limits; `default` clears them; an unknown id exits 1.
+    let (id, key) = minted(&ok(
+        store,
+        &[
+            "--json",
+            "keys",
+            "create",
+            "--permissions",
+            "*",
+            "--rate-limit",
+            "5",
+        ],
+    ));
+    let set = ok(store, &["keys", "set-limits", &id, "100/s,2/min"]);
+    assert_eq!(set.stdout, format!("{id} rate limits: 100/s,2/min\n"));
+    let shown = ok(store, &["--json", "keys", "show", &id]).json();
+    assert_eq!(limits_of(&shown).unwrap(), ["100/s", "2/min"]);
+    assert_eq!(shown["rate_limit"], 100);
+    let one_id = one["id"].as_str().unwrap();
+    let cleared = ok(store, &["--json", "keys", "set-limits", one_id, "default"]).json();
+    assert_eq!(
+        (&cleared["rate_limit"], &cleared["rate_limits"]),
+        (&Value::Null, &Value::Null)
+    );
+    let text = ok(store, &["keys", "set-limits", plain_id, "default"]).stdout;
+    assert_eq!(
+        text,
+        format!("{plain_id} rate limits: the server's default\n")
+    );
+    let unknown = ark(store, &["keys", "set-limits", "key_nope", "5"], "");
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("no key with id \"key_nope\""),
+        "{}",
+        unknown.stderr
+    );
+    (id, key)
+}
+
+/// The demo server applies the limits `set-limits` gave (`100/s,2/min`): the third request
+/// is refused by the minute, named in the message.
+async fn refused_by_the_minute(addr: SocketAddr, key: &str) {
+    let req = common::request("GET", "/v1/limits", &[common::bearer(key)]);
+    for _ in 0..2 {
+        assert_eq!(common::send(addr, &req).await.status, 200);
+    }
+    let res = common::send(addr, &req).await;
+    assert_eq!(res.status, 429);
+    assert_eq!(
+        res.json()["error"]["message"],
+        "Rate limit exceeded: 2 requests per minute"
+    );
+    assert_eq!(res.header("x-ratelimit-limit").as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn rate_limits_in_a_keys_file() {
+    let dir = scratch("limits");
+    let path = dir.join("keys.json");
+    let file = ["--keys-file", path.to_str().unwrap()];
+    let (id, key) = rate_limits_through_the_cli(&file);
+    let records = keys_file::load(&path).unwrap();
+    let stored = records.iter().find(|r| r.id() == id).unwrap();
+    assert_eq!(stored.rate_limits(), Some("100/s,2/min".parse().unwrap()));
+    let addr = serve(server::app(MemoryKeyStore::from_records(records).unwrap())).await;
+    refused_by_the_minute(addr, &key).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_in_postgres() {
+    let Some(url) = pg::database_url("rate_limits_in_postgres") else {
+        return;
+    };
+    let name = format!("ark_cli_limits_{}", std::process::id());
+    let db = own_database(&url, &name).await;
+    let (id, key) = rate_limits_through_the_cli(&["--database-url", db.as_str()]);
+    let store = ark_auth::postgres::PostgresKeyStore::connect(&db)
+        .await
+        .unwrap();
+    let stored = store.get(&id).await.unwrap().unwrap().record;
+    assert_eq!(stored.rate_limits(), Some("100/s,2/min".parse().unwrap()));
+    let (router, listener) = server::backends::fleet_app(Vec::new(), Some(&db), None)
+        .await
+        .unwrap();
+    let addr = serve(router).await;
+    refused_by_the_minute(addr, &key).await;
+    drop((listener, store));
+    drop_database(&url, &name).await;
+}
+
 /// A database of this test's own on the server of `DATABASE_URL`.
 async fn own_database(url: &str, name: &str) -> String {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)

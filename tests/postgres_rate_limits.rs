@@ -1,7 +1,8 @@
 //! A key's several rate limits in PostgreSQL: the `rate_limits` column written by create,
-//! import and update and read by lookup, list and get; its migration on a database made
-//! before it existed (the column added in place, the change trigger made to watch it); rows
-//! that are not valid limits failing closed; and the limits applied over TCP.
+//! import, update and `set_rate_limits` and read by lookup, list and get; its migration on a
+//! database made before it existed (the column added in place, the change trigger made to
+//! watch it); rows that are not valid limits failing closed; and the limits applied over
+//! TCP.
 //!
 //! Need `DATABASE_URL` (skipped with a printed reason when unset, a failure under `CI=true`).
 
@@ -114,6 +115,49 @@ async fn several_limits_are_written_and_read_by_every_path() {
             .rate_limits(),
         None
     );
+    drop(store);
+    db.drop().await;
+}
+
+/// `set_rate_limits` writes the two limit columns alone: the split between them as every
+/// other write makes it, the key's other fields (a revocation made meanwhile) untouched,
+/// `None` back to the default, `false` for an unknown id.
+#[tokio::test]
+async fn set_rate_limits_changes_the_limits_alone() {
+    let Some(url) = pg::database_url("set_rate_limits_changes_the_limits_alone") else {
+        return;
+    };
+    let db = Scratch::new(&url).await;
+    let url = db.url.clone();
+    let store = pg::store_at(&url, PostgresOptions::default()).await;
+    let (_, record) = key("");
+    store.create(&record).await.unwrap();
+    assert!(store.revoke(record.id()).await.unwrap());
+    let several: Quotas = "10/min,10/s".parse().unwrap();
+    assert!(store
+        .set_rate_limits(record.id(), Some(several))
+        .await
+        .unwrap());
+    assert_eq!(
+        columns(&url, record.id()).await,
+        (None, Some(json!({"second": 10, "minute": 10})))
+    );
+    let got = store.get(record.id()).await.unwrap().unwrap().record;
+    assert_eq!(
+        got,
+        record.clone().with_revoked(true).with_rate_limits(several)
+    );
+    let per_second: Quotas = "7/s".parse().unwrap();
+    assert!(store
+        .set_rate_limits(record.id(), Some(per_second))
+        .await
+        .unwrap());
+    assert_eq!(columns(&url, record.id()).await, (Some(7), None));
+    assert!(store.set_rate_limits(record.id(), None).await.unwrap());
+    assert_eq!(columns(&url, record.id()).await, (None, None));
+    let got = store.get(record.id()).await.unwrap().unwrap().record;
+    assert_eq!(got, record.clone().with_revoked(true));
+    assert!(!store.set_rate_limits("key_nope", None).await.unwrap());
     drop(store);
     db.drop().await;
 }

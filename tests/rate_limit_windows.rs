@@ -51,6 +51,9 @@ fn retry_after(res: &RawResponse) -> u64 {
     res.header("retry-after").unwrap().parse().unwrap()
 }
 
+/// `X-RateLimit-Reset` minus the current Unix second (rounded down). The reset is the
+/// newest admission's time plus the window and its resolution (up to 66 ms for an hour),
+/// rounded up to a second: up to window + 2 seconds ahead of the rounded-down now.
 fn reset_in(res: &RawResponse) -> i64 {
     let reset: i64 = res.header("x-ratelimit-reset").unwrap().parse().unwrap();
     let now = std::time::SystemTime::now()
@@ -72,7 +75,7 @@ async fn the_minute_window_refuses_with_its_retry_after() {
             assert_eq!(state(&res), (200, 3, remaining), "[{:?}]", srv.flavor);
             let reset = reset_in(&res);
             assert!(
-                (50..=61).contains(&reset),
+                (50..=62).contains(&reset),
                 "[{:?}] reset in {reset}",
                 srv.flavor
             );
@@ -166,8 +169,74 @@ async fn a_403_shows_the_closest_window_and_uses_none() {
         assert_eq!(state(&ok), (200, 2, 1), "[{:?}]", srv.flavor);
         let reset = reset_in(&ok);
         assert!(
-            (3500..=3601).contains(&reset),
+            (3500..=3602).contains(&reset),
             "[{:?}] reset in {reset}",
+            srv.flavor
+        );
+    }
+}
+
+/// The layer's default limits (`default_quotas`: 100 per second and 3 per minute) for a key
+/// whose record sets none: every default window applies, and the fourth request is refused
+/// by the second, the minute, named in the message, with the minute's wait. A key with a
+/// limit of its own (20 per second) has that limit alone: the defaults are replaced
+/// entirely, so the default minute never refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limits_apply_together_and_a_keys_own_replace_them() {
+    let plain = generate_key(Environment::Live).unwrap();
+    let plain_token = plain.plaintext.expose_secret().to_owned();
+    let (own_token, own) = key("20/s", Permissions::ALL);
+    let store =
+        MemoryKeyStore::from_records([plain.record.with_permissions(Permissions::ALL), own])
+            .unwrap();
+    let defaults: Quotas = "100/s,3/min".parse().unwrap();
+    for srv in spawn_both(|| own_limiter(store.clone()).default_quotas(defaults)).await {
+        for remaining in [2, 1, 0] {
+            let res = get(&srv, &plain_token, "/v1/limits").await;
+            assert_eq!(state(&res), (200, 3, remaining), "[{:?}]", srv.flavor);
+        }
+        let res = get(&srv, &plain_token, "/v1/limits").await;
+        assert_eq!(state(&res), (429, 3, 0), "[{:?}]", srv.flavor);
+        assert_eq!(
+            res.json()["error"]["message"],
+            "Rate limit exceeded: 3 requests per minute",
+            "[{:?}]",
+            srv.flavor
+        );
+        let wait = retry_after(&res);
+        assert!(
+            (55..=60).contains(&wait),
+            "[{:?}] Retry-After {wait}",
+            srv.flavor
+        );
+        for remaining in (14..20).rev() {
+            let res = get(&srv, &own_token, "/v1/limits").await;
+            assert_eq!(state(&res), (200, 20, remaining), "[{:?}]", srv.flavor);
+        }
+        assert_eq!(srv.calls(), 3 + 6, "[{:?}]", srv.flavor);
+    }
+}
+
+/// Several default limits name the refusing window even when it is the second (a single
+/// per-second limit keeps the contract's "N requests per window").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_the_default_second_names_it_when_there_are_several_defaults() {
+    let plain = generate_key(Environment::Live).unwrap();
+    let token = plain.plaintext.expose_secret().to_owned();
+    let store =
+        MemoryKeyStore::from_records([plain.record.with_permissions(Permissions::ALL)]).unwrap();
+    let defaults: Quotas = "2/s,100/h".parse().unwrap();
+    for srv in spawn_both(|| own_limiter(store.clone()).default_quotas(defaults)).await {
+        let mut last = None;
+        for _ in 0..3 {
+            last = Some(get(&srv, &token, "/v1/limits").await);
+        }
+        let res = last.unwrap();
+        assert_eq!(state(&res), (429, 2, 0), "[{:?}]", srv.flavor);
+        assert_eq!(
+            res.json()["error"]["message"],
+            "Rate limit exceeded: 2 requests per second",
+            "[{:?}]",
             srv.flavor
         );
     }

@@ -1,10 +1,12 @@
-//! Writing and reading keys: create, import, update, revoke, expire, rotate, remove, list, get.
+//! Writing and reading keys: create, import, update, revoke, expire, set limits, rotate,
+//! remove, list, get.
 
 use std::time::{Duration, SystemTime};
 
-use super::sql::{err, record, stored_key, Params, COLUMNS, INSERT, UPSERT};
+use super::sql::{err, limit_columns, record, stored_key, Params, COLUMNS, INSERT, UPSERT};
 use super::{PostgresKeyStore, StoredKey};
 use crate::key::{check_rotatable, grace_end, successor, GeneratedKey, KeyRecord, RotateError};
+use crate::limit::Quotas;
 use crate::store::StoreError;
 
 impl PostgresKeyStore {
@@ -77,6 +79,42 @@ impl PostgresKeyStore {
             .execute(
                 "UPDATE ark_api_keys SET expires_at = $2 WHERE id = $1",
                 &[&id, &at],
+            )
+            .await
+            .map_err(err)?;
+        Ok(n > 0)
+    }
+
+    /// Sets the own rate limits of the key with this id (`Some`: they replace the layer's
+    /// default and any earlier limits of the key, as [`KeyRecord::set_rate_limits`] says), or
+    /// clears them (`None`: the default applies). Changes those columns alone, so a
+    /// concurrent revoke or expiry is kept; every instance with a
+    /// [`RevocationListener`](super::RevocationListener) sees the new limits within a
+    /// second. `false` when no such id.
+    ///
+    /// ```no_run
+    /// use ark_auth::limit::Quotas;
+    /// use ark_auth::postgres::PostgresKeyStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PostgresKeyStore::connect("postgres://localhost/ark").await?;
+    /// let limits: Quotas = "10/s,1000/h,50000/d".parse()?;
+    /// assert!(store.set_rate_limits("key_9f0c10d2e1e064a5", Some(limits)).await?);
+    /// store.set_rate_limits("key_9f0c10d2e1e064a5", None).await?; // back to the default
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_rate_limits(
+        &self,
+        id: &str,
+        limits: Option<Quotas>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let (rate_limit, rate_limits) = limit_columns(limits);
+        let n = client
+            .execute(
+                "UPDATE ark_api_keys SET rate_limit = $2, rate_limits = $3::text::jsonb \
+                 WHERE id = $1",
+                &[&id, &rate_limit, &rate_limits],
             )
             .await
             .map_err(err)?;

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Row;
 
 use super::StoredKey;
 use crate::key::{KeyHash, KeyRecord};
-use crate::limit::{quotas_from_json, quotas_to_json};
+use crate::limit::{quotas_from_json, quotas_to_json, Quotas};
 use crate::permission::Permissions;
 use crate::store::StoreError;
 use crate::token::Environment;
@@ -71,6 +71,7 @@ pub(super) struct Params {
 
 impl Params {
     pub(super) fn of(r: &KeyRecord) -> Self {
+        let (rate_limit, rate_limits) = limit_columns(r.rate_limits());
         Params {
             id: r.id().to_owned(),
             hash: r.hash().as_bytes().to_vec(),
@@ -80,12 +81,9 @@ impl Params {
             tenant: r.tenant().map(str::to_owned),
             expires_at: r.expires_at(),
             revoked: r.is_revoked(),
-            rate_limit: per_second_only(r).map(|n| i32::try_from(n.get()).unwrap_or(i32::MAX)),
+            rate_limit,
             metadata: metadata_json(r.metadata()),
-            rate_limits: r
-                .rate_limits()
-                .filter(|_| per_second_only(r).is_none())
-                .map(|q| quotas_to_json(&q).to_string()),
+            rate_limits,
         }
     }
 
@@ -106,11 +104,17 @@ impl Params {
     }
 }
 
-/// The key's limit when its own limits are one per second (the `rate_limit` column);
-/// other limits go to `rate_limits`.
-fn per_second_only(r: &KeyRecord) -> Option<NonZeroU32> {
-    r.rate_limit()
-        .filter(|_| r.rate_limits().is_some_and(|q| q.len() == 1))
+/// The `rate_limit` and `rate_limits` columns of a key's own limits: one limit per second
+/// goes to `rate_limit`, any other set to `rate_limits` (a JSON object); none leaves both
+/// NULL.
+pub(super) fn limit_columns(limits: Option<Quotas>) -> (Option<i32>, Option<String>) {
+    match limits.as_ref().map(Quotas::as_slice) {
+        Some([one]) if one.window() == Duration::from_secs(1) => {
+            let n = i32::try_from(one.limit().get()).unwrap_or(i32::MAX);
+            (Some(n), None)
+        }
+        _ => (None, limits.map(|q| quotas_to_json(&q).to_string())),
+    }
 }
 
 fn metadata_json(m: &BTreeMap<String, String>) -> String {

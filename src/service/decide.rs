@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use crate::authenticated::AuthenticatedKey;
 use crate::key::{KeyHash, KeyRecord};
-use crate::limit::{LimiterError, Quota, Quotas, RateLimitDecision};
+use crate::limit::{LimiterError, Quotas, RateLimitDecision};
 use crate::permission::Permissions;
 use crate::policy::KeyScope;
 use crate::response::{Limits, Rejection};
@@ -113,21 +113,28 @@ fn denial(record: &KeyRecord, need: &Need) -> Option<Rejection> {
 }
 
 /// The limits a request of this key must fit: the key's own (all of them, each with its
-/// window; they replace the default), or the deployment's default.
-pub(crate) fn quota(record: &KeyRecord, default: Quota) -> Quotas {
-    record.rate_limits().unwrap_or(Quotas::one(default))
+/// window; they replace the default entirely), or else all of the deployment's defaults.
+pub(crate) fn quota(record: &KeyRecord, default: &Quotas) -> Quotas {
+    record.rate_limits().unwrap_or(*default)
 }
 
-/// How many limits a refused key has (its 429 names the window when it has several).
-fn limits_of(record: &KeyRecord) -> Limits {
-    match record.rate_limits() {
-        Some(q) if q.len() > 1 => Limits::Several,
-        _ => Limits::One,
+/// How many limits a refused key was checked against, its own or the defaults (its 429
+/// names the window when there are several).
+fn limits_of(record: &KeyRecord, default: &Quotas) -> Limits {
+    match quota(record, default).len() {
+        1 => Limits::One,
+        _ => Limits::Several,
     }
 }
 
-/// What the limiter's answer leads to. A denied key's check was a peek (its headers only).
-pub(crate) fn settle(checked: Checked, verified: Verified, on_failure: LimiterFailure) -> Decision {
+/// What the limiter's answer leads to, for a key checked against its own limits or
+/// `default`. A denied key's check was a peek (its headers only).
+pub(crate) fn settle(
+    checked: Checked,
+    verified: Verified,
+    default: &Quotas,
+    on_failure: LimiterFailure,
+) -> Decision {
     let Verified { record, denied } = verified;
     #[cfg(feature = "metrics")]
     if let Err(failure) = &checked {
@@ -136,7 +143,7 @@ pub(crate) fn settle(checked: Checked, verified: Verified, on_failure: LimiterFa
     match (checked, denied) {
         (Ok(d), Some(denied)) => Decision::Reject(with_limit(denied, d), Some(record)),
         (Ok(d), None) if !d.allowed => {
-            let limits = limits_of(&record);
+            let limits = limits_of(&record, default);
             Decision::Reject(Rejection::RateLimited(d, limits), Some(record))
         }
         (Ok(d), None) => Decision::Call(AuthenticatedKey::with_limit(record, Some(d)), Some(d)),
@@ -183,6 +190,7 @@ fn with_limit(rejection: Rejection, d: RateLimitDecision) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::Quota;
     use crate::permission::Permission;
     use crate::token::bearer_token;
     use crate::token::Environment;
@@ -311,41 +319,58 @@ mod tests {
     #[test]
     fn quota_is_the_keys_own_or_the_default() {
         let default = Quota::per_second(std::num::NonZeroU32::new(3).unwrap());
-        assert_eq!(quota(&record(), default), default.into());
+        assert_eq!(quota(&record(), &default.into()), default.into());
         assert_eq!(
-            quota(&record().with_rate_limit(7), default),
+            quota(&record().with_rate_limit(7), &default.into()),
             Quota::per_second(std::num::NonZeroU32::new(7).unwrap()).into()
         );
     }
 
     #[test]
-    fn quotas_are_all_the_keys_own_or_the_default() {
-        let default = Quota::per_second(std::num::NonZeroU32::new(3).unwrap());
+    fn quotas_are_all_the_keys_own_or_all_the_defaults() {
+        let default: Quotas = "3/s,20/h".parse().unwrap();
         let several: Quotas = "10/s,100/min,10000/d".parse().unwrap();
-        assert_eq!(quota(&record().with_rate_limits(several), default), several);
+        assert_eq!(
+            quota(&record().with_rate_limits(several), &default),
+            several
+        );
         let hourly: Quotas = "50/h".parse().unwrap();
-        assert_eq!(quota(&record().with_rate_limits(hourly), default), hourly);
-        assert_eq!(quota(&record(), default), Quotas::one(default));
+        assert_eq!(quota(&record().with_rate_limits(hourly), &default), hourly);
+        assert_eq!(quota(&record().with_rate_limit(7), &default).len(), 1);
+        assert_eq!(quota(&record(), &default), default);
     }
 
     #[test]
-    fn a_refusal_says_whether_the_key_has_several_limits() {
-        let refused = |r: KeyRecord| {
+    fn a_refusal_says_whether_the_key_was_checked_against_several_limits() {
+        let refused = |r: KeyRecord, default: &str| {
             let v = Verified {
                 record: r.into(),
                 denied: None,
             };
-            outcome_of(settle(Ok(limit(false)), v, LimiterFailure::Allow))
+            let default = default.parse().unwrap();
+            outcome_of(settle(Ok(limit(false)), v, &default, LimiterFailure::Allow))
         };
         let one = |l: Limits| format!("{:?}", Rejection::RateLimited(limit(false), l));
-        assert_eq!(refused(record()), one(Limits::One));
-        assert_eq!(refused(record().with_rate_limit(4)), one(Limits::One));
+        assert_eq!(refused(record(), "10/s"), one(Limits::One));
+        assert_eq!(
+            refused(record().with_rate_limit(4), "10/s"),
+            one(Limits::One)
+        );
         let hourly = "50/h".parse().unwrap();
-        assert_eq!(refused(record().with_rate_limits(hourly)), one(Limits::One));
+        assert_eq!(
+            refused(record().with_rate_limits(hourly), "10/s"),
+            one(Limits::One)
+        );
         let several = "10/s,50/h".parse().unwrap();
         assert_eq!(
-            refused(record().with_rate_limits(several)),
+            refused(record().with_rate_limits(several), "10/s"),
             one(Limits::Several)
+        );
+        // A key without limits of its own has the defaults' count; its own replace them.
+        assert_eq!(refused(record(), "10/s,50/h"), one(Limits::Several));
+        assert_eq!(
+            refused(record().with_rate_limit(4), "10/s,50/h"),
+            one(Limits::One)
         );
     }
 
@@ -391,7 +416,7 @@ mod tests {
         ];
         for (name, checked, verified, on_failure, expected) in rows {
             assert_eq!(
-                outcome_of(settle(checked, verified, on_failure)),
+                outcome_of(settle(checked, verified, &Quotas::default(), on_failure)),
                 expected,
                 "{name}"
             );

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::limit::{MemoryRateLimiter, Quota, RateLimiter};
+use crate::limit::{MemoryRateLimiter, Quota, Quotas};
 use crate::permission::Permissions;
 use crate::policy::{Access, AccessPolicy};
 use crate::store::KeyStore;
@@ -72,10 +72,10 @@ use super::options::LimiterFailure;
 /// ```
 #[derive(Clone, Debug)]
 pub struct ArkAuthLayer<K, L = MemoryRateLimiter, P = Access> {
-    store: K,
-    limiter: L,
-    policy: P,
-    options: Options,
+    pub(super) store: K,
+    pub(super) limiter: L,
+    pub(super) policy: P,
+    pub(super) options: Options,
 }
 
 impl<K: KeyStore + Clone> ArkAuthLayer<K> {
@@ -95,7 +95,7 @@ impl<K: KeyStore + Clone> ArkAuthLayer<K> {
             policy: Access::any_key(),
             options: Options {
                 environments: Environments::ALL,
-                default_quota: Quota::DEFAULT,
+                default_quotas: Quotas::one(Quota::DEFAULT),
                 timeout: DEFAULT_TIMEOUT,
                 limiter_failure: LimiterFailure::Allow,
                 drain: DrainBound::DEFAULT,
@@ -127,25 +127,9 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
         }
     }
 
-    /// Uses another rate limiter (for example a shared one).
-    pub fn rate_limiter<L2: RateLimiter + Clone>(self, limiter: L2) -> ArkAuthLayer<K, L2, P> {
-        ArkAuthLayer {
-            store: self.store,
-            limiter,
-            policy: self.policy,
-            options: self.options,
-        }
-    }
-
     /// Accepts only keys of these environments; others get 401 `invalid_api_key`.
     pub fn accept_environments(mut self, environments: &[Environment]) -> Self {
         self.options.environments = Environments::of(environments);
-        self
-    }
-
-    /// The limit of keys whose record sets none (default: 10 per second).
-    pub fn default_quota(mut self, quota: Quota) -> Self {
-        self.options.default_quota = quota;
         self
     }
 
@@ -325,12 +309,6 @@ impl<K, L, P> ArkAuthLayer<K, L, P> {
     /// ```
     pub fn require_checksum(mut self, on: bool) -> Self {
         self.options.require_checksum = on;
-        self
-    }
-
-    /// What to do when the rate limiter fails (default [`LimiterFailure::Allow`]).
-    pub fn on_limiter_failure(mut self, behaviour: LimiterFailure) -> Self {
-        self.options.limiter_failure = behaviour;
         self
     }
 

@@ -14,6 +14,7 @@ mod future;
 mod guard;
 mod identity;
 mod layer;
+mod limits;
 mod options;
 pub(crate) mod report;
 #[allow(clippy::module_inception)]

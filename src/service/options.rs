@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::limit::Quota;
+use crate::limit::Quotas;
 use crate::token::Environment;
 
 use super::drain::DrainBound;
@@ -27,7 +27,8 @@ pub enum LimiterFailure {
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) environments: Environments,
-    pub(crate) default_quota: Quota,
+    /// The limits of keys whose record sets none.
+    pub(crate) default_quotas: Quotas,
     pub(crate) timeout: Duration,
     pub(crate) limiter_failure: LimiterFailure,
     pub(crate) drain: DrainBound,

@@ -90,7 +90,7 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
             Err((rejection, key)) => return Authorized::Decided(Decision::Reject(rejection, key)),
         };
         let record = &*verified.record;
-        let quota = decide::quota(record, self.options.default_quota);
+        let quota = decide::quota(record, &self.options.default_quotas);
         // Acquire for an authorised request, peek for a 403 (its headers).
         let watch = Stopwatch::start();
         let answer = catch_panic(|| match verified.denied {
@@ -114,6 +114,11 @@ impl<K: KeyStore, L: RateLimiter, P> Shared<K, L, P> {
 
     /// What the limiter's answer leads to.
     pub(crate) fn settle(&self, checked: Checked, verified: Verified) -> Decision {
-        decide::settle(checked, verified, self.options.limiter_failure)
+        decide::settle(
+            checked,
+            verified,
+            &self.options.default_quotas,
+            self.options.limiter_failure,
+        )
     }
 }

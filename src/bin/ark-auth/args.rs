@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ark_auth::limit::Quotas;
 use ark_auth::{Environment, Permissions};
 use clap::{Args, Parser, Subcommand};
 
@@ -37,7 +38,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// API keys: create, list, show, revoke, rotate, expire, import, export
+    /// API keys: create, list, show, revoke, rotate, expire, set-limits, import, export
     #[command(subcommand)]
     Keys(Keys),
 }
@@ -61,7 +62,7 @@ pub enum Keys {
     /// Replace a key: a successor now, the old key refused after the grace; prints the new
     /// plaintext once
     ///
-    /// The successor has the old key's name, environment, permissions, tenant, rate limit and
+    /// The successor has the old key's name, environment, permissions, tenant, rate limits and
     /// metadata, and no expiry. The old key keeps working for the grace period (or until its
     /// own earlier expiry), then is refused. A revoked or expired key is not rotated.
     Rotate {
@@ -73,6 +74,17 @@ pub enum Keys {
     },
     /// Set or clear a key's expiry
     Expire(Expire),
+    /// Set a key's own rate limits, or go back to the server's default
+    ///
+    /// The limits replace any the key had and the server's default limits entirely.
+    SetLimits {
+        /// The key's id (key_…)
+        id: String,
+        /// N requests per second, or up to 4 limits with their windows such as
+        /// 10/s,1000/h,50000/d; or `default` to clear the key's own limits
+        #[arg(value_name = "LIMITS", value_parser = parse_new_limits)]
+        limits: NewLimits,
+    },
     /// Add keys from a keys file (plaintext `key` or `hash` entries)
     ///
     /// An entry whose id is already stored replaces that key. All or nothing: a bad entry is
@@ -103,9 +115,11 @@ pub struct Create {
     /// Scope the key to one tenant, e.g. tn_42
     #[arg(long, value_parser = non_empty)]
     pub tenant: Option<String>,
-    /// Requests per second for this key (default: the server's)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub rate_limit: Option<u32>,
+    /// This key's rate limits, replacing the server's default: N requests per second, or up
+    /// to 4 limits with their windows (s, min, h, d, or a count such as 30s), e.g.
+    /// 10/s,1000/h,50000/d (default: the server's)
+    #[arg(long, value_name = "LIMITS", value_parser = parse_limits)]
+    pub rate_limit: Option<Quotas>,
     /// The key stops working after this long, e.g. 90d
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "expires_at")]
     pub expires_in: Option<Duration>,
@@ -180,6 +194,34 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         rest = units.as_str();
     }
     Ok(Duration::from_secs(total))
+}
+
+/// Rate limits as `--rate-limit` takes them: `10` (requests per second, as a whole number
+/// alone) or the text of [`Quotas`], `10/s,1000/h,50000/d`.
+pub fn parse_limits(s: &str) -> Result<Quotas, String> {
+    let per_second = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let text = if per_second {
+        format!("{s}/s")
+    } else {
+        s.to_owned()
+    };
+    text.parse::<Quotas>().map_err(|e| {
+        redact(&format!(
+            "{e} (write N requests per second, or limits with their windows such as \
+             10/s,1000/h,50000/d)"
+        ))
+    })
+}
+
+/// What `set-limits` sets: the key's own limits, or none (`default`).
+#[derive(Debug, Clone, Copy)]
+pub struct NewLimits(pub Option<Quotas>);
+
+fn parse_new_limits(s: &str) -> Result<NewLimits, String> {
+    match s {
+        "default" => Ok(NewLimits(None)),
+        _ => parse_limits(s).map(|q| NewLimits(Some(q))),
+    }
 }
 
 fn parse_permissions(s: &str) -> Result<Permissions, String> {
@@ -278,6 +320,33 @@ mod tests {
         assert!(parse_duration("36501d").unwrap_err().contains("100 years"));
         let e = parse_duration("ark_live_0123456789abcdefXYZ").unwrap_err();
         assert!(!e.contains("0123456789"), "{e}");
+    }
+
+    #[test]
+    fn limits() {
+        let text = |s: &str| parse_limits(s).map(|q| q.to_string());
+        assert_eq!(text("10").as_deref(), Ok("10/s"));
+        assert_eq!(
+            text("10/s,1000/h,50000/d").as_deref(),
+            Ok("10/s,1000/h,50000/d")
+        );
+        assert_eq!(text("5/30s").as_deref(), Ok("5/30s"));
+        for (bad, problem) in [
+            ("0", "from 1 to 4294967295"),
+            ("", "no rate limit given"),
+            ("10/fortnight", "unknown window \"fortnight\""),
+            ("10/s,20/s", "given twice"),
+            ("1/s,1/min,1/h,1/d,1/7d", "more than 4"),
+            ("-3", "requests/window"),
+        ] {
+            let e = parse_limits(bad).unwrap_err();
+            assert!(e.contains(problem), "{bad}: {e}");
+            assert!(e.contains("10/s,1000/h,50000/d"), "{bad}: {e}");
+        }
+        let e = parse_limits("1/ark_live_0123456789abcdefXYZ").unwrap_err();
+        assert!(!e.contains("0123456789"), "{e}");
+        assert!(parse_new_limits("default").unwrap().0.is_none());
+        assert_eq!(parse_new_limits("7").unwrap().0, parse_limits("7/s").ok());
     }
 
     #[test]

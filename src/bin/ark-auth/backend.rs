@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use ark_auth::key::{GeneratedKey, KeyRecord};
+use ark_auth::limit::Quotas;
 
 use super::file::KeysFile;
 use super::pg::Pg;
@@ -107,6 +108,15 @@ impl Backend {
         let done = match self {
             Backend::Pg(pg) => pg.set_expiry(id, at).await?,
             Backend::File(f) => f.update(id, |r| r.set_expiry(at))?,
+        };
+        done.then_some(()).ok_or_else(|| no_such_key(id))
+    }
+
+    /// Sets (or with `None` clears) the key's own rate limits.
+    pub async fn set_limits(&mut self, id: &str, limits: Option<Quotas>) -> Result<(), String> {
+        let done = match self {
+            Backend::Pg(pg) => pg.set_limits(id, limits).await?,
+            Backend::File(f) => f.update(id, |r| r.set_rate_limits(limits))?,
         };
         done.then_some(()).ok_or_else(|| no_such_key(id))
     }

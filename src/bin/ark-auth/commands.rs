@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::args::{Cli, Command, Create, Expire, Keys};
 use super::backend::{location, Backend};
 use super::file;
-use super::output::{details, human, key_json, summary, table, when};
+use super::output::{details, human, key_json, limits_text, summary, table, when};
 
 /// Prints `text` (human output) or `value` (`--json`, one document).
 fn print(
@@ -111,6 +111,18 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             )?;
         }
         Keys::Expire(e) => expire(&mut store, e, json, now).await?,
+        Keys::SetLimits { id, limits } => {
+            store.set_limits(&id, limits.0).await?;
+            let k = store.get(&id).await?;
+            print(
+                json,
+                || match limits.0 {
+                    Some(_) => format!("{id} rate limits: {}\n", limits_text(&k.record)),
+                    None => format!("{id} rate limits: the server's default\n"),
+                },
+                || key_json(&k, now),
+            )?;
+        }
         Keys::Import { file } => {
             let records = read_keys(&file)?;
             let n = records.len();
@@ -154,8 +166,8 @@ fn record_of(record: KeyRecord, c: Create) -> KeyRecord {
     if let Some(t) = c.tenant {
         r = r.with_tenant(t);
     }
-    if let Some(n) = c.rate_limit {
-        r = r.with_rate_limit(n);
+    if let Some(limits) = c.rate_limit {
+        r = r.with_rate_limits(limits);
     }
     let expiry = c
         .expires_at

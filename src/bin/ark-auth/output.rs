@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use ark_auth::key::KeyRecord;
 use ark_auth::Permissions;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -81,6 +82,7 @@ pub fn key_json(k: &Listed, now: SystemTime) -> Value {
         "expires_at": r.expires_at().map(rfc3339),
         "revoked": r.is_revoked(),
         "rate_limit": r.rate_limit().map(|n| n.get()),
+        "rate_limits": r.rate_limits().map(|q| q.iter().map(ToString::to_string).collect::<Vec<_>>()),
         "metadata": r.metadata(),
         "hash_prefix": hash_prefix(k),
         "created_at": k.created_at.map(rfc3339),
@@ -108,6 +110,12 @@ pub fn summary(k: &Listed) -> String {
     )
 }
 
+/// The key's own rate limits, `10/s,1000/h`, or that the server's default applies.
+pub fn limits_text(r: &KeyRecord) -> String {
+    r.rate_limits()
+        .map_or_else(|| "- (the server's default)".into(), |q| q.to_string())
+}
+
 /// `show`: one field per line.
 pub fn details(k: &Listed, now: SystemTime) -> String {
     let r = &k.record;
@@ -124,11 +132,7 @@ pub fn details(k: &Listed, now: SystemTime) -> String {
         ("permissions", permissions_text(r.permissions())),
         ("tenant", or_dash(r.tenant().map(str::to_owned))),
         ("expires_at", or_dash(r.expires_at().map(when))),
-        (
-            "rate_limit",
-            r.rate_limit()
-                .map_or("- (the server's default)".into(), |n| format!("{n}/s")),
-        ),
+        ("rate_limits", limits_text(r)),
         ("metadata", or_dash(Some(metadata.join(", ")))),
         ("hash", hash_prefix(k)),
         ("created_at", or_dash(k.created_at.map(when))),
@@ -148,6 +152,7 @@ pub fn table(keys: &[Listed], now: SystemTime) -> String {
         "STATUS".into(),
         "PERMISSIONS".into(),
         "TENANT".into(),
+        "RATE LIMITS".into(),
         "HASH".into(),
     ]];
     for k in keys {
@@ -159,10 +164,12 @@ pub fn table(keys: &[Listed], now: SystemTime) -> String {
             status(k, now),
             permissions_text(r.permissions()),
             or_dash(r.tenant().map(str::to_owned)),
+            r.rate_limits()
+                .map_or_else(|| "-".into(), |q| q.to_string()),
             hash_prefix(k),
         ]);
     }
-    let mut widths = [0; 7];
+    let mut widths = [0; 8];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());

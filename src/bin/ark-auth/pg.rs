@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use ark_auth::key::{GeneratedKey, KeyRecord};
+use ark_auth::limit::Quotas;
 use ark_auth::postgres::{PostgresKeyStore, StoredKey};
 use ark_auth::store::StoreError;
 
@@ -57,6 +58,13 @@ impl Pg {
 
     pub async fn set_expiry(&self, id: &str, at: Option<SystemTime>) -> Result<bool, String> {
         self.store.set_expiry(id, at).await.map_err(pg_error)
+    }
+
+    pub async fn set_limits(&self, id: &str, limits: Option<Quotas>) -> Result<bool, String> {
+        self.store
+            .set_rate_limits(id, limits)
+            .await
+            .map_err(pg_error)
     }
 
     pub async fn rotate(&self, id: &str, grace: Duration) -> Result<GeneratedKey, String> {
