@@ -62,7 +62,9 @@ struct Details {
     name: String,
     tenant: Option<String>,
     metadata: BTreeMap<String, String>,
-    rate_limits: Option<Quotas>,
+    // Boxed: most named keys have no limits of their own, and a `Quotas` inline would make
+    // every key's details 104 bytes larger.
+    rate_limits: Option<Box<Quotas>>,
 }
 
 impl Details {
@@ -76,6 +78,8 @@ impl Details {
 
 // A store keeps one record per key; its size is most of the store's bytes per key.
 const _: () = assert!(std::mem::size_of::<KeyRecord>() <= 80);
+// The details of a named key: three strings' worth, not a `Quotas` more.
+const _: () = assert!(std::mem::size_of::<Details>() <= 80);
 
 static NO_METADATA: BTreeMap<String, String> = BTreeMap::new();
 
@@ -237,7 +241,7 @@ impl KeyRecord {
         match (self.rate_limit, self.limits_in_details) {
             (Some(n), _) => Some(Quotas::one(Quota::per_second(n))),
             (None, false) => None,
-            (None, true) => self.details.as_ref()?.rate_limits,
+            (None, true) => self.details.as_ref()?.rate_limits.as_deref().copied(),
         }
     }
 
@@ -305,7 +309,7 @@ impl KeyRecord {
             [one] if one.window() == SECOND => Some(one.limit()),
             _ => None,
         });
-        let boxed = limits.filter(|_| inline.is_none());
+        let boxed = limits.filter(|_| inline.is_none()).map(Box::new);
         self.rate_limit = inline;
         self.limits_in_details = boxed.is_some();
         if boxed.is_some() || self.details.is_some() {
