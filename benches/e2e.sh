@@ -199,8 +199,10 @@ if [ "$REFERENCE" = 1 ]; then
             kill -TERM "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
             local ir sha alloc
             ir=$(awk '/^(totals|summary):/ {print $2; exit}' "$f")
-            sha=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk '/compress256/ {gsub(",", "", $1); print $1; exit}' || true)
-            alloc=$(callgrind_annotate --threshold=100 "$f" 2>/dev/null | awk '
+            # --auto=no: the bench binary has line information; without it callgrind_annotate
+            # appends annotated source, whose lines would match too.
+            sha=$(callgrind_annotate --auto=no --inclusive=yes "$f" 2>/dev/null | awk '/compress256/ {gsub(",", "", $1); print $1; exit}' || true)
+            alloc=$(callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null | awk '
                 /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ && /malloc|free|arena\.c|__rdl_|__rust_alloc|__rust_dealloc|realloc/ {
                     v = $1; gsub(",", "", v); m += v }
                 END { printf "%.0f", m }')
