@@ -286,6 +286,15 @@ fn main() {
             "5f_ark_accept_exact_1M_rotating",
             Box::new(|| rotating_exact(ark_store(1_000_000), d)),
         ),
+        (
+            "5g_ark_accept_100k_no_echo_no_hiding",
+            Box::new(|| {
+                // what the defaults added since 0.1.0 cost: the same layer without the
+                // `X-Request-Id` echo and without removing `Authorization`
+                let layer = ark().request_id_header(false).hide_credentials(false);
+                stack_runner(layer.layer(inner()), good.clone(), 200, d)
+            }),
+        ),
         #[cfg(feature = "metrics")]
         (
             "5m_ark_accept_100k_metrics_prometheus",
