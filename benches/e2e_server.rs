@@ -224,12 +224,16 @@ fn main() {
             )
         } else {
             let ark_svc = router().layer(ark);
-            // Innermost first: the rate-limit headers on accepted responses only, as
-            // ark-auth's accept path writes them; the request id outermost, on every answer.
-            let ref_svc = router()
-                .layer(headers)
-                .layer(model)
-                .layer(EchoRequestIdLayer);
+            // One `Router::layer` call for the reference's three layers, as for ark-auth's one
+            // (each call boxes the route once more: a cloned boxed service and a boxed future
+            // per request). Outermost first: the request id on every answer, the rate-limit
+            // headers on accepted responses only, as ark-auth's accept path writes them.
+            let ref_svc = router().layer(
+                ServiceBuilder::new()
+                    .layer(EchoRequestIdLayer)
+                    .layer(model)
+                    .layer(headers),
+            );
             (
                 Box::pin(serve(ark_listener, ark_svc)),
                 Box::pin(serve(ref_listener, ref_svc)),
