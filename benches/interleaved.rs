@@ -176,6 +176,7 @@ const BARE: &str = "1_bare_service_fn";
 const BARE_AXUM_BODY: &str = "1b_bare_service_fn_axum_body";
 const REFERENCE: &str = "3_reference_accept_100k";
 const REFERENCE_HEADERS: &str = "3b_reference_accept_100k+ratelimit_headers";
+const REFERENCE_SAME_WIRE: &str = "3f_reference_accept_100k+ratelimit_headers+request_id";
 const ARK_ACCEPT: &str = "5_ark_accept_100k";
 
 fn main() {
@@ -233,6 +234,20 @@ fn main() {
                     200,
                     d,
                 )
+            }),
+        ),
+        (
+            REFERENCE_SAME_WIRE,
+            Box::new(|| {
+                // the reference writing what ark-auth's accept path writes by default: the
+                // three headers and the request's checked `X-Request-Id` (ark-auth's own
+                // `RequestId::from_headers`, credentials check included)
+                let svc = tower::ServiceBuilder::new()
+                    .layer(reference::echo::EchoRequestIdLayer)
+                    .map_response(add_ratelimit_headers)
+                    .layer(reference())
+                    .service(inner());
+                stack_runner(svc, good.clone(), 200, d)
             }),
         ),
         (
@@ -509,6 +524,20 @@ fn main() {
             pct(&ratio, 0.5),
             pct(&ratio, 0.1),
             pct(&ratio, 0.9)
+        );
+    }
+    // the accept path against the reference doing the same wire work (headers and id echo)
+    if let Some(sw) = find(REFERENCE_SAME_WIRE) {
+        let q = quot(ak, sw);
+        println!(
+            "{} vs {REFERENCE_SAME_WIRE} (added cost over bare): {:.3} from median deltas ({:.0} / {:.0} ns); median of per-round quotients {:.3} (p10..p90 {:.3}..{:.3})",
+            ARK_ACCEPT,
+            pct(&delta(ak), 0.5) / pct(&delta(sw), 0.5),
+            pct(&delta(ak), 0.5),
+            pct(&delta(sw), 0.5),
+            pct(&q, 0.5),
+            pct(&q, 0.1),
+            pct(&q, 0.9)
         );
     }
     // the exact window at 1k / 100k / 1M keys, against the reference on the same rotation

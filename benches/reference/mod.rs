@@ -17,6 +17,7 @@
 
 #![allow(dead_code)]
 
+pub mod echo;
 pub mod peer;
 
 use std::collections::HashMap;
