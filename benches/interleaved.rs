@@ -55,10 +55,26 @@ fn timed_batch<S, RB>(
 
 /// Clones `n` requests (untimed), then times `timed_batch`.
 fn stack_runner<S, RB>(
+    svc: S,
+    templates: Vec<Request<ReqBody>>,
+    expect: u16,
+    drop_inside: bool,
+) -> Runner
+where
+    S: Service<Request<ReqBody>, Response = Response<RB>> + 'static,
+    S::Error: Debug,
+    RB: 'static,
+{
+    wrapped_runner(svc, templates, expect, drop_inside, |timed| timed())
+}
+
+/// [`stack_runner`] with the timed part run inside `around` (which must call it once).
+fn wrapped_runner<S, RB>(
     mut svc: S,
     templates: Vec<Request<ReqBody>>,
     expect: u16,
     drop_inside: bool,
+    around: impl Fn(&mut dyn FnMut()) + 'static,
 ) -> Runner
 where
     S: Service<Request<ReqBody>, Response = Response<RB>> + 'static,
@@ -77,7 +93,7 @@ where
         }
         out.reserve(n);
         let t0 = Instant::now();
-        timed_batch(&mut svc, &mut batch, &mut out, drop_inside);
+        around(&mut || timed_batch(&mut svc, &mut batch, &mut out, drop_inside));
         let e = t0.elapsed();
         assert_eq!(out[0].status().as_u16(), expect);
         e
@@ -105,7 +121,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// `metrics` facade's thread-local recorder): the layer's counters as a deployment that
 /// exports them pays for them. Built with `--features metrics` only.
 #[cfg(feature = "metrics")]
-fn metrics_runner<S, RB>(mut svc: S, templates: Vec<Request<ReqBody>>, drop_inside: bool) -> Runner
+fn metrics_runner<S, RB>(svc: S, templates: Vec<Request<ReqBody>>, drop_inside: bool) -> Runner
 where
     S: Service<Request<ReqBody>, Response = Response<RB>> + 'static,
     S::Error: Debug,
@@ -113,35 +129,17 @@ where
 {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    let mut batch: Vec<Request<ReqBody>> = Vec::new();
-    let mut out: Vec<Response<RB>> = Vec::new();
-    let mut k = 0usize;
-    let mut checked = false;
-    Box::new(move |n| {
-        out.clear();
-        batch.clear();
-        for _ in 0..n {
-            k += 1;
-            batch.push(templates[k % templates.len()].clone());
-        }
-        out.reserve(n);
-        let t0 = Instant::now();
-        metrics::with_local_recorder(&recorder, || {
-            timed_batch(&mut svc, &mut batch, &mut out, drop_inside)
-        });
-        let e = t0.elapsed();
-        assert_eq!(out[0].status().as_u16(), 200);
-        if !checked {
-            // the recorder did count: the variant measures what it claims
-            let text = handle.render();
-            assert!(
-                text.contains("ark_auth_requests_total{outcome=\"accepted\"}"),
-                "{text}"
-            );
-            checked = true;
-        }
-        e
-    })
+    let mut run = wrapped_runner(svc, templates, 200, drop_inside, move |timed| {
+        metrics::with_local_recorder(&recorder, timed)
+    });
+    // the recorder counts: the variant measures what it claims
+    run(1);
+    let text = handle.render();
+    assert!(
+        text.contains("ark_auth_requests_total{outcome=\"accepted\"}"),
+        "{text}"
+    );
+    run
 }
 
 /// The requests of the rotating variants: keys `0..1 000` in turn.

@@ -3,7 +3,7 @@
 
 use http::header::{HeaderMap, AUTHORIZATION};
 
-use crate::token::{parse_authorization, Token, PREFIX_LEN};
+use crate::token::{parse_authorization, Token, ALPHANUMERIC, PREFIX_LEN};
 
 /// Shortest run of presented credentials that counts as repeating them.
 const RUN: usize = 8;
@@ -111,17 +111,6 @@ fn shares_a_run(text: &[u8], secret: &[u8], secret_is_alphanumeric: bool) -> boo
     }
     false
 }
-
-/// Alphanumeric bytes.
-static ALPHANUMERIC: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = (b as u8).is_ascii_alphanumeric();
-        b += 1;
-    }
-    t
-};
 
 /// Whether some window of `secret` is one of `words`. A 256-bit filter of the words (one bit
 /// per word, picked by a multiplicative hash) rules out almost every window of the secret

@@ -78,7 +78,7 @@ impl std::str::FromStr for Environment {
 pub struct UnknownEnvironment;
 
 /// `[A-Za-z0-9]` as a 256-entry table.
-static ALPHANUMERIC: [bool; 256] = {
+pub(crate) static ALPHANUMERIC: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
