@@ -21,9 +21,12 @@ use std::time::{Duration, Instant};
 
 use ark_auth::key::KeyRecord;
 use ark_auth::{generate_key, keys_file, Environment, Permissions};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+#[path = "common/process.rs"]
+mod process;
+use process::status;
 
 fn server_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -74,35 +77,8 @@ async fn start(bin: &Path, keys: &Path) -> Server {
             sink.lock().unwrap().push(line);
         }
     });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
-            .await
-            .expect("server printed its address in time")
-            .unwrap()
-            .unwrap_or_else(|| panic!("server exited: {:?}", log.lock().unwrap()));
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            break a.trim().parse::<SocketAddr>().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = process::listen_address(&mut child, || format!("{:?}", log.lock().unwrap())).await;
     Server { addr, child, log }
-}
-
-/// One `GET /v1/limits` with the key over a fresh connection; the status.
-async fn status(addr: SocketAddr, token: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET /v1/limits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let head = String::from_utf8_lossy(&buf[..buf.len().min(12)]).into_owned();
-    head.get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"))
 }
 
 /// Polls (every 20 ms, at most 5 s) until the key gets `want`; the time it took.

@@ -12,16 +12,18 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+
+#[path = "../common/process.rs"]
+mod process;
 
 pub type ClientBody = BoxBody<Bytes, Infallible>;
 
@@ -71,20 +73,7 @@ pub async fn start(bin: &Path, upstream: &str, keys: &Path, extra: &[&str]) -> G
         .kill_on_drop(true)
         .spawn()
         .expect("spawn the gateway");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
-            .await
-            .expect("gateway printed its address in time")
-            .unwrap()
-            .expect("gateway exited before listening (see its stderr above)");
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            break a.trim().parse::<SocketAddr>().unwrap();
-        }
-    };
-    // Keep draining stdout so the gateway never writes into a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = process::listen_address(&mut child, || "see its stderr above".into()).await;
     Gateway {
         addr,
         _child: child,
