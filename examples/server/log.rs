@@ -7,6 +7,19 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
+/// Installs the process's log: `RUST_LOG` (default `info`) to stderr, coloured only on a
+/// terminal. The demo server and the gateway start with it.
+pub fn init() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Logs method, path, the outcome (status, and `grpc-status` for the gRPC form), request id
 /// and the SDKs' retry count; never a header's value otherwise. What comes from the request
 /// is checked first (see `logged_method` and `logged_path`); the request id is the one

@@ -79,14 +79,7 @@ async fn main() -> ExitCode {
     };
     let database_url = database_url.or_else(|| env_url("DATABASE_URL"));
     let redis_url = redis_url.or_else(|| env_url("REDIS_URL"));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    log::init();
 
     // All or nothing: a bad keys file (or an unreachable database) stops here, before
     // anything listens.
